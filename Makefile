@@ -1,0 +1,47 @@
+# Every target has a "## description"; `make` alone prints them. Recipes stay one line each.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 5001
+WORKERS ?= 1
+# Opt-in: a CPU-only torch wheel index for hosts where plain `pip install torch` pulls a multi-GB CUDA build,
+# e.g. make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
+PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
+MODEL := build/model
+
+.PHONY: help setup model serve smoke test lint format clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## Create .venv/ and install the pinned dependencies (once; again when pyproject.toml changes)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check $(PIP_INDEX_ARGS) -e '.[dev]' && touch $@
+
+model: $(MODEL)/manifest.json ## Train the demo digits CNN and write the model folder to build/model/
+
+$(MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py
+	$(BIN)/python -m model_arch.train --output-dir $(MODEL)
+
+serve: model ## Serve build/model with the real azmlinfsrv on 127.0.0.1:PORT (5001), laid out as Azure does; Ctrl-C stops
+	$(BIN)/python -m harness.server --model $(MODEL) --port $(PORT) --workers $(WORKERS)
+
+smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running server and print the answer
+	$(BIN)/python -m harness.smoke --url http://127.0.0.1:$(PORT)/score
+
+test: $(VENV)/.installed ## Run the test suite (unit, in-process server, real server processes, end to end)
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed ## Check style and common bugs with ruff
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(VENV)/.installed ## Reformat the code and apply safe ruff fixes
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean: ## Remove build outputs (keeps .venv/)
+	rm -rf build .pytest_cache .ruff_cache

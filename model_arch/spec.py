@@ -1,0 +1,114 @@
+"""What a model takes and gives: the input and output specs stored in a model folder's manifest.
+
+The training side writes these specs into ``manifest.json`` (see ``model_arch.model_folder``); the serving
+side (``serving.inputs``, ``serving.predictor``) validates requests and renders answers from them. Nothing
+in ``score.py`` knows that the demo model reads 8×8 digits: it is all here, as data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: the shape of a single row, the value range clients send, and the preprocessing.
+
+    A client sends rows of raw values (for the digits: 64 pixel intensities 0-16). The model receives
+    ``(row - subtract) / divide`` as ``dtype``, shaped ``(batch, *shape)``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    minimum: float | None = None
+    maximum: float | None = None
+    subtract: float = 0.0
+    divide: float = 1.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if not self.shape or any(d < 1 for d in self.shape):
+            raise ValueError(f"InputSpec.shape must be positive dimensions, got {self.shape}")
+        if self.dtype != "float32":
+            raise ValueError(f"InputSpec.dtype {self.dtype!r} is not supported; expected 'float32'")
+        if self.divide == 0 or not math.isfinite(self.divide):
+            raise ValueError(f"InputSpec.divide must be a finite non-zero number, got {self.divide}")
+
+    @property
+    def size(self) -> int:
+        """Number of values in one row."""
+        return math.prod(self.shape)
+
+    @property
+    def accepted_row_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Row shapes a client may send: flat, the full shape, or the full shape without leading 1s."""
+        shapes = [(self.size,), self.shape]
+        trimmed = self.shape
+        while len(trimmed) > 1 and trimmed[0] == 1:
+            trimmed = trimmed[1:]
+            shapes.append(trimmed)
+        return tuple(dict.fromkeys(shapes))  # ordered, without repeats
+
+    def describe_row(self) -> str:
+        """Human-readable description of one row, for error messages: '64 numbers (flat, or nested 8×8)'."""
+        nested = [s for s in self.accepted_row_shapes if len(s) > 1]
+        text = f"{self.size} numbers"
+        if nested:
+            text += " (flat, or nested " + " or ".join("×".join(map(str, s)) for s in nested) + ")"
+        if self.minimum is not None and self.maximum is not None:
+            text += f" between {_number(self.minimum)} and {_number(self.maximum)}"
+        return text
+
+    def preprocess(self, rows: np.ndarray) -> np.ndarray:
+        """Raw client rows (batch, any accepted row shape) -> model input (batch, *shape) float32.
+
+        Training and serving both call this, so the model sees the same numbers in both.
+        """
+        x = np.asarray(rows, dtype=np.float32).reshape((-1, *self.shape))
+        if self.subtract:
+            x = x - np.float32(self.subtract)
+        if self.divide != 1:
+            x = x / np.float32(self.divide)
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["shape"] = list(self.shape)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What the model's output means. ``classification``: logits over ``labels``, answered as the
+    predicted label and the softmax probabilities."""
+
+    kind: str
+    labels: tuple[Any, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.kind != "classification":
+            raise ValueError(f"OutputSpec.kind {self.kind!r} is not supported; expected 'classification'")
+        if not self.labels:
+            raise ValueError("OutputSpec.labels must name at least one class")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "labels": list(self.labels)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputSpec:
+        return cls(**data)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,30 @@
+"""Azure ML scoring script: ``init()`` loads the model once per worker, ``run()`` answers ``/score``.
+
+Used as the deployment's ``code_configuration.scoring_script`` and by ``azmlinfsrv --entry_script score.py``.
+It stays generic: the model is found under ``AZUREML_MODEL_DIR`` (never a training ``outputs/`` path) and
+its architecture and input spec come from the model folder and ``model_arch``, so a new model needs no edit
+here. Settings are environment variables (``serving/settings.py``, README "Settings").
+"""
+
+from azureml_inference_server_http.api.aml_request import rawhttp
+
+from serving import http, logs
+from serving.settings import Settings
+from serving.startup import load_predictor
+
+_settings = None
+_predictor = None
+
+
+def init():
+    """Find, load and warm up the model. Raises (and the server exits non-zero) if it cannot."""
+    global _settings, _predictor
+    logs.attach_to_server_logging()
+    _settings = Settings.from_env()
+    _predictor = load_predictor(_settings)
+
+
+@rawhttp
+def run(request):
+    """POST: score ``{"data": rows}``. GET: describe the model and the request contract."""
+    return http.handle(request, _predictor, _settings)

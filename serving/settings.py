@@ -1,0 +1,71 @@
+"""Every environment variable the scoring script reads, parsed once in ``init()``.
+
+Set them in the deployment YAML's ``environment_variables`` (see ``deploy/``) or in the shell for local runs.
+The README's "Settings" table lists the same names; keep the two together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from model_arch.registry import DEFAULT_ARCHITECTURE
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the scoring script cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The scoring script's configuration.
+
+    Attributes:
+        model_dir: ``AZUREML_MODEL_DIR``, set by Azure ML (and by ``azmlinfsrv --model_dir``).
+        model_path: ``MODEL_PATH``, a file or folder to load, relative to ``model_dir`` or absolute;
+            unset means "search ``model_dir``".
+        architecture: ``MODEL_ARCHITECTURE``, the registered architecture that a weights file without a
+            manifest is loaded as.
+        device: ``SERVING_DEVICE``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        worker_count: ``WORKER_COUNT``, the inference server's worker processes on this instance.
+        threads: ``TORCH_NUM_THREADS``; unset means "this instance's cores / ``WORKER_COUNT``, at least 1".
+        max_batch_rows: ``MAX_BATCH_ROWS``, the most rows one request may carry.
+    """
+
+    model_dir: str | None
+    model_path: str | None = None
+    architecture: str = DEFAULT_ARCHITECTURE
+    device: str = "auto"
+    worker_count: int = 1
+    threads: int | None = None
+    max_batch_rows: int = 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        device = env.get("SERVING_DEVICE", "auto").strip().lower()
+        if device not in ("auto", "cpu", "cuda"):
+            raise SettingsError(f"SERVING_DEVICE is {device!r}; expected one of 'auto', 'cpu', 'cuda'")
+        return cls(
+            model_dir=env.get("AZUREML_MODEL_DIR") or None,
+            model_path=env.get("MODEL_PATH") or None,
+            architecture=env.get("MODEL_ARCHITECTURE") or DEFAULT_ARCHITECTURE,
+            device=device,
+            worker_count=_positive_int(env, "WORKER_COUNT", 1),
+            threads=_positive_int(env, "TORCH_NUM_THREADS", None),
+            max_batch_rows=_positive_int(env, "MAX_BATCH_ROWS", 1024),
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name} is {raw!r}; expected a whole number of at least 1")
+    return value

@@ -1,0 +1,88 @@
+"""score.py under a real ``azmlinfsrv`` process on a free loopback port, as ``make serve`` runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
+
+from harness.client import post_json, request
+from harness.server import InferenceServer
+
+pytestmark = pytest.mark.server
+
+
+def test_the_real_server_answers_the_sample_request(served: InferenceServer) -> None:
+    reply = request(served.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
+
+    assert reply.status == 200
+    assert reply.json()["predictions"] == SAMPLE_LABELS
+    assert reply.headers["x-request-id"]
+
+
+def test_the_real_server_echoes_the_callers_request_id(served: InferenceServer) -> None:
+    reply = request(
+        served.url + "/score",
+        SAMPLE_REQUEST.read_bytes(),
+        method="POST",
+        headers={"x-request-id": "trace-42"},
+    )
+
+    assert reply.headers["x-request-id"] == "trace-42"
+
+
+def test_the_real_server_answers_mistakes_with_json_4xx_and_keeps_serving(served: InferenceServer) -> None:
+    for body, status, code in [
+        (b"{", 400, "invalid_json"),
+        (json.dumps({"data": [[1, 2, 3]]}).encode(), 422, "wrong_row_shape"),
+        (json.dumps({"data": [[99] * 64]}).encode(), 422, "out_of_range"),
+    ]:
+        reply = request(served.url + "/score", body, method="POST")
+        assert (reply.status, reply.json()["code"]) == (status, code)
+
+    assert post_json(served.url + "/score", json.loads(SAMPLE_REQUEST.read_text())).status == 200
+
+
+def test_the_real_server_listens_on_loopback_only(served: InferenceServer) -> None:
+    log = served.log()
+
+    assert f"Listening at: http://127.0.0.1:{served.port}" in log
+    assert "0.0.0.0" not in log.split("Listening at:")[1].splitlines()[0]
+
+
+def test_every_worker_logs_its_start_up(served: InferenceServer) -> None:
+    log = served.log()
+
+    assert log.count("model ready:") == 2
+    assert "device cpu" in log
+
+
+def test_a_jobs_bare_outputs_folder_is_served(bare_outputs_dir: Path) -> None:
+    with InferenceServer(bare_outputs_dir) as server:
+        reply = request(server.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
+
+    assert reply.status == 200
+    assert reply.json()["predictions"] == SAMPLE_LABELS
+    assert "no manifest: default config" in server.log()
+
+
+@pytest.mark.parametrize("layout", ["empty", "missing"])
+def test_a_broken_model_dir_makes_the_server_exit_with_the_fix_in_its_log(tmp_path: Path, layout: str) -> None:
+    model_dir = tmp_path / "azureml-models" / "digits-cnn" / "1"
+    if layout == "empty":
+        model_dir.mkdir(parents=True)
+    server = InferenceServer(model_dir)
+
+    returncode = server.wait_for_exit(timeout=60)
+
+    log = server.log()
+    assert returncode != 0
+    assert "User's init function failed" in log
+    assert f"AZUREML_MODEL_DIR={model_dir}" in log
+    if layout == "empty":
+        assert "or set MODEL_PATH to the file or folder" in log
+        assert "that path does not exist in a deployment" in log
+    else:
+        assert "is not a folder (it does not exist). Check the deployment's `model:` setting" in log

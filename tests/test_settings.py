@@ -1,0 +1,51 @@
+"""Environment variables: defaults, parsing, and clear errors for values the script cannot use."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.settings import Settings, SettingsError
+
+
+def test_settings_defaults_when_only_the_model_dir_is_set() -> None:
+    settings = Settings.from_env({"AZUREML_MODEL_DIR": "/var/azureml-app/azureml-models/m/1"})
+
+    assert settings == Settings(model_dir="/var/azureml-app/azureml-models/m/1")
+    assert (settings.device, settings.worker_count, settings.threads, settings.max_batch_rows) == (
+        "auto",
+        1,
+        None,
+        1024,
+    )
+
+
+def test_settings_read_every_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "AZUREML_MODEL_DIR": "/models",
+            "MODEL_PATH": "outputs/model.pt",
+            "MODEL_ARCHITECTURE": "digits_cnn",
+            "SERVING_DEVICE": "CPU",
+            "WORKER_COUNT": "4",
+            "TORCH_NUM_THREADS": "2",
+            "MAX_BATCH_ROWS": "64",
+        }
+    )
+
+    assert settings == Settings("/models", "outputs/model.pt", "digits_cnn", "cpu", 4, 2, 64)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("SERVING_DEVICE", "gpu", "SERVING_DEVICE is 'gpu'; expected one of 'auto', 'cpu', 'cuda'"),
+        ("WORKER_COUNT", "two", "WORKER_COUNT is 'two'; expected a whole number of at least 1"),
+        ("TORCH_NUM_THREADS", "0", "TORCH_NUM_THREADS is '0'"),
+        ("MAX_BATCH_ROWS", "-5", "MAX_BATCH_ROWS is '-5'"),
+    ],
+)
+def test_settings_reject_unusable_values(name: str, value: str, fragment: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({name: value})
+
+    assert fragment in str(caught.value)

@@ -1,0 +1,57 @@
+"""Pinned versions agree everywhere they appear: pyproject.toml, environment/conda.yaml, and what runs the tests."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib.metadata import version
+
+import yaml
+from conftest import REPO_ROOT
+
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)$")
+
+
+def pins(requirements: list[str]) -> dict[str, str]:
+    found = {}
+    for line in requirements:
+        match = PIN.match(line.strip())
+        assert match, f"{line!r} is not pinned exactly (name==version)"
+        found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def project() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+
+def conda_pip_pins() -> dict[str, str]:
+    conda = yaml.safe_load((REPO_ROOT / "environment" / "conda.yaml").read_text())
+    pip_lists = [d["pip"] for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_lists) == 1, "conda.yaml should have exactly one pip: section"
+    return pins(pip_lists[0])
+
+
+def test_serving_pins_in_pyproject_and_conda_agree() -> None:
+    assert conda_pip_pins() == pins(project()["dependencies"])
+
+
+def test_torch_is_pinned_to_2_13_0() -> None:
+    assert pins(project()["dependencies"])["torch"] == "2.13.0"
+
+
+def test_installed_versions_match_every_pin() -> None:
+    wanted = pins(project()["dependencies"])
+    for extra in project()["optional-dependencies"].values():
+        wanted.update(pins(extra))
+
+    installed = {name: version(name).split("+")[0] for name in wanted}  # 2.13.0+cpu is the 2.13.0 CPU build
+
+    assert installed == wanted
+
+
+def test_extras_agree_with_each_other() -> None:
+    extras = project()["optional-dependencies"]
+    dev, train = pins(extras["dev"]), pins(extras["train"])
+
+    assert {name: dev[name] for name in train} == train
