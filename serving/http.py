@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import flask
 from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from serving.errors import ClientError
@@ -26,7 +27,7 @@ def handle(request: Any, predictor: Predictor, settings: Settings) -> AMLRespons
     try:
         batch = parse_request(request.get_data(cache=False), predictor.manifest.input, settings.max_batch_rows)
     except ClientError as err:
-        logger.info("rejected request %s: %d %s", request.headers.get("x-request-id", "-"), err.status, err.code)
+        logger.info("rejected request %s: %d %s", request_id(), err.status, err.code)
         return json_response(err.status, err.to_body())
     return json_response(200, predictor.predict(batch))
 
@@ -44,6 +45,11 @@ def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
         },
         "response": {"predictions": "one label per row", "probabilities": "one list per row, one per label"},
     }
+
+
+def request_id() -> str:
+    """The id the server gave this request (the caller's ``x-request-id``, or one it generated)."""
+    return getattr(flask.g, "request_id", None) or "-"
 
 
 def json_response(status: int, body: dict[str, Any]) -> AMLResponse:
