@@ -22,15 +22,14 @@ def test_the_real_server_answers_the_sample_request(served: InferenceServer) -> 
     assert reply.headers["x-request-id"]
 
 
-def test_the_real_server_echoes_the_callers_request_id(served: InferenceServer) -> None:
-    reply = request(
-        served.url + "/score",
-        SAMPLE_REQUEST.read_bytes(),
-        method="POST",
-        headers={"x-request-id": "trace-42"},
-    )
+def test_the_real_server_echoes_the_callers_request_id_and_logs_it(served: InferenceServer) -> None:
+    sample = SAMPLE_REQUEST.read_bytes()
+    good = request(served.url + "/score", sample, method="POST", headers={"x-request-id": "trace-42"})
+    bad = request(served.url + "/score", b"[]", method="POST", headers={"x-request-id": "trace-43"})
 
-    assert reply.headers["x-request-id"] == "trace-42"
+    assert good.headers["x-request-id"] == "trace-42"
+    assert bad.headers["x-request-id"] == "trace-43"
+    assert "rejected request trace-43: 400 missing_data" in served.log()
 
 
 def test_the_real_server_answers_mistakes_with_json_4xx_and_keeps_serving(served: InferenceServer) -> None:
