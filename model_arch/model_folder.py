@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib
 import json
 import logging
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from model_arch import formats
 from model_arch.registry import get_architecture
 from model_arch.spec import InputSpec, OutputSpec
 
@@ -44,8 +47,8 @@ CHECKPOINT_KEYS = ("model_state_dict", "state_dict", "model")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 RESAVE_HINT = (
     "re-save it from the training code as a plain state_dict:\n"
-    "    model = model.to('cpu')\n"
-    "    torch.save(model.state_dict(), 'outputs/model.pt')"
+    "     model = model.to('cpu')\n"
+    "     torch.save(model.state_dict(), 'outputs/model.pt')"
 )
 
 
@@ -171,12 +174,30 @@ def manifest_for_bare_weights(weights_path: str | Path, architecture: str) -> Ma
     )
 
 
-def load_model(manifest: Manifest, weights_path: str | Path, device: torch.device) -> nn.Module:
-    """Rebuild the manifest's architecture, load the weights safely onto ``device``, and put it in eval mode.
+@dataclass(frozen=True)
+class TrustPolicy:
+    """What the operator opted into, by name. The default trusts nothing that can run code.
+
+    Attributes:
+        code_formats: formats that carry code (``torchscript``, ``torch_export``) allowed to load.
+        pickle_globals: dotted names (``mypkg.models.MLP``) the safe unpickler may use besides tensors.
+    """
+
+    code_formats: frozenset[str] = frozenset()
+    pickle_globals: tuple[str, ...] = ()
+
+
+def load_model(
+    manifest: Manifest, weights_path: str | Path, device: torch.device, trust: TrustPolicy = TrustPolicy()
+) -> nn.Module:
+    """Load the weights file onto ``device`` as a model in eval mode, by its detected format.
+
+    State dicts, checkpoints and safetensors are loaded into the manifest's architecture (looked up by name);
+    TorchScript and torch.export programs, and pickles that need globals, load only as ``trust`` allows.
 
     Raises:
-        ModelFolderError: the checksum, the file, or its keys and shapes do not match; the message says
-            which and how to fix it.
+        ModelFolderError: the checksum, the file, or its keys and shapes do not match, or the file needs a
+            trust the operator did not give; the message says which and how to fix it.
     """
     weights_path = Path(weights_path)
     if manifest.weights_sha256 is not None:
@@ -188,52 +209,128 @@ def load_model(manifest: Manifest, weights_path: str | Path, device: torch.devic
                 "written; register the folder exactly as training wrote it."
             )
     _warn_on_torch_version(manifest, weights_path)
+    file_format = formats.detect_format(weights_path)
+    if file_format in formats.CODE_FORMATS:
+        return _load_program(weights_path, file_format, device, trust)
+    if file_format == formats.SAFETENSORS:
+        loaded = _read_safetensors(weights_path, device)
+    elif file_format in (formats.TORCH_SAVE, formats.LEGACY_TORCH_SAVE):
+        loaded = read_weights(weights_path, device, trust.pickle_globals)
+    elif file_format == formats.ONNX:
+        raise ModelFolderError(
+            f"{weights_path} is an ONNX model; this template serves PyTorch files and does not ship onnxruntime. "
+            "Register the PyTorch state_dict the ONNX file was exported from instead."
+        )
+    else:
+        raise _unreadable(weights_path, f"detected as: {formats.DESCRIPTIONS[file_format]}")
+    if isinstance(loaded, nn.Module):  # a whole pickled module, possible only with TRUSTED_PICKLE_GLOBALS
+        logger.info("%s is a whole pickled %s, loaded with trusted globals", weights_path, type(loaded).__name__)
+        return loaded.to(device).eval()
+
     try:
         arch = get_architecture(manifest.architecture)
         model = arch.build(manifest.config)
     except (KeyError, ValueError, TypeError) as err:
         raise ModelFolderError(f"cannot rebuild the model described next to {weights_path}: {err}") from err
-
-    state_dict = _unwrap_state_dict(read_weights(weights_path, device), weights_path)
+    state_dict = _unwrap_state_dict(loaded, weights_path)
     problems = state_dict_mismatch(model, state_dict)
     if problems:
         raise ModelFolderError(
             f"{weights_path} does not fit architecture {arch.name!r} with config {manifest.config}:\n"
             + "\n".join(f"  - {p}" for p in problems)
-            + "\nCheck that the manifest's architecture and config are the ones the weights were trained with."
+            + "\nCheck that the manifest's architecture and config (or MODEL_ARCHITECTURE, for a file without a "
+            "manifest) are the ones the weights were trained with."
         )
     model.load_state_dict(state_dict)  # copies into the model's own float32 parameters, whatever was saved
     return model.to(device).eval()
 
 
-def read_weights(weights_path: Path, device: torch.device) -> Any:
-    """``torch.load`` with ``weights_only=True``: tensors and plain containers only, never a code object.
+def read_weights(weights_path: Path, device: torch.device, trusted_globals: tuple[str, ...] = ()) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers, plus ``trusted_globals`` only.
 
     Raises:
-        ModelFolderError: the file is not a torch.save archive, is truncated, or needs globals that the safe
-            loader refuses (listed without running them).
+        ModelFolderError: the file is damaged, or needs globals that the safe loader refuses (listed without
+            running them, with the exact setting that would allow them).
     """
+    allowed = [resolve_global(name) for name in trusted_globals]
     try:
-        return torch.load(weights_path, map_location=device, weights_only=True)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(weights_path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
-        needs = _unsafe_globals(weights_path)
+        needs = unsafe_globals(weights_path, err)
         if not needs:  # not a pickle that asks for globals: garbage or a damaged file
             raise _unreadable(weights_path, err) from err
+        missing = [name for name in needs if name not in trusted_globals]
         raise ModelFolderError(
-            f"{weights_path} is not plain weights: it needs {needs or 'Python objects'} to load, and loading "
-            "those would run code from the model folder, which this template refuses. Most likely it is a "
-            "whole pickled nn.Module (torch.save(model)); " + RESAVE_HINT
+            f"{weights_path} is not plain weights: it needs {missing} to load, and loading those runs code "
+            "from the model folder, which this template refuses by default. Most likely it is a whole pickled "
+            "nn.Module (torch.save(model)). Fix it either way:\n"
+            "  1. " + RESAVE_HINT + "\n"
+            "  2. or, if you trust this file and these classes are importable in the scoring code, set\n"
+            f"     TRUSTED_PICKLE_GLOBALS={','.join(sorted(set(needs) | set(trusted_globals)))}"
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise _unreadable(weights_path, err) from err
 
 
-def _unreadable(weights_path: Path, err: Exception) -> ModelFolderError:
-    detail = str(err).splitlines()[0] if str(err) else "no detail"
+def resolve_global(dotted_name: str) -> Any:
+    """The object called ``dotted_name`` (``package.module.Name``), imported because the operator named it.
+
+    Raises:
+        ModelFolderError: the name cannot be imported.
+    """
+    module_name, _, attribute = dotted_name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ModelFolderError(
+            f"TRUSTED_PICKLE_GLOBALS names {dotted_name!r}, which cannot be imported ({err}). Name each class as "
+            "module.path.ClassName, and ship its module with the scoring code."
+        ) from err
+
+
+def unsafe_globals(weights_path: Path, err: Exception | None = None) -> list[str]:
+    """The globals a pickle needs beyond tensors, read without running it (empty if it cannot be inspected)."""
+    try:
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(weights_path)))
+    except Exception:  # legacy format or damaged file: fall back to the name in torch's refusal, if any
+        return sorted(re.findall(r"GLOBAL ([\w.]+)", str(err))) if err else []
+
+
+def _load_program(weights_path: Path, file_format: str, device: torch.device, trust: TrustPolicy) -> nn.Module:
+    """TorchScript or torch.export: the file is the model, code included, so it loads only if allowed."""
+    if file_format not in trust.code_formats:
+        raise ModelFolderError(
+            f"{weights_path} is a {formats.DESCRIPTIONS[file_format]}. Loading it runs the code inside it, "
+            f"so this template refuses it unless the operator opts in. Fix it either way:\n"
+            "  1. " + RESAVE_HINT + "\n"
+            f"  2. or, if you trust this file, set ALLOW_CODE_FORMATS={file_format}"
+        )
+    try:
+        if file_format == formats.TORCHSCRIPT:
+            return torch.jit.load(str(weights_path), map_location=device).eval()
+        # An exported program keeps the train/eval behaviour it was exported with; .eval() is not supported.
+        return torch.export.load(str(weights_path)).module().to(device)
+    except Exception as err:  # torch raises many kinds here; all mean "this program does not load"
+        raise _unreadable(weights_path, err) from err
+
+
+def _read_safetensors(weights_path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file  # safe by design: a JSON header and raw tensor bytes
+
+    try:
+        return load_file(str(weights_path), device=str(device))
+    except Exception as err:  # safetensors raises its own SafetensorError for damaged files
+        raise _unreadable(weights_path, err) from err
+
+
+def _unreadable(weights_path: Path, err: Exception | str) -> ModelFolderError:
+    detail = err if isinstance(err, str) else f"{type(err).__name__}: {(str(err) or 'no detail').splitlines()[0]}"
     return ModelFolderError(
-        f"{weights_path} could not be read as a torch.save file ({type(err).__name__}: {detail}). It may be "
-        "truncated by an incomplete upload or not be a PyTorch file; register it again from the training "
-        "job's outputs."
+        f"{weights_path} could not be loaded ({detail}). It may be truncated by an incomplete upload, or not be "
+        "a PyTorch model file: this template reads torch.save state_dicts and checkpoints, safetensors, and "
+        "(opted in) TorchScript and torch.export programs. Register the file again from the training job's "
+        "outputs, or re-save it as a state_dict."
     )
 
 
@@ -296,14 +393,6 @@ def _is_tensor_mapping(value: Any) -> bool:
         and len(value) > 0
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
     )
-
-
-def _unsafe_globals(weights_path: Path) -> list[str]:
-    """The globals a pickle needs, read without running it (empty if the file cannot be inspected)."""
-    try:
-        return torch.serialization.get_unsafe_globals_in_checkpoint(str(weights_path))
-    except Exception:  # inspection is best effort: the refusal itself already happened
-        return []
 
 
 def _warn_on_torch_version(manifest: Manifest, weights_path: Path) -> None:

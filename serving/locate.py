@@ -14,10 +14,10 @@ Called once per worker by ``serving.startup``.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_arch.formats import UNKNOWN, detect_format
 from model_arch.model_folder import (
     MANIFEST_NAME,
     Manifest,
@@ -30,8 +30,8 @@ MAX_DEPTH = 4  # folder levels searched below AZUREML_MODEL_DIR
 MAX_FILES = 2000  # files examined before the search gives up
 LISTING_LIMIT = 25  # entries shown in an error message
 # Suffixes that mark a weights file even when its content is not a torch.save zip (so that loading it fails
-# with a precise message instead of "nothing found"). A torch.save zip is recognised whatever its name.
-WEIGHTS_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".safetensors", ".pt2")
+# with a precise message instead of "nothing found"). Files in a known format are recognised whatever their name.
+WEIGHTS_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".safetensors", ".pt2", ".onnx")
 
 OUTPUTS_EXPLAINED = (
     "A training job writes to ./outputs on the job's compute; that path does not exist in a deployment. "
@@ -105,7 +105,7 @@ def locate_model(model_dir: str | None, model_path: str | None, architecture: st
 def listing(root: Path, limit: int = LISTING_LIMIT) -> str:
     """Up to ``limit`` entries below ``root``, one indented relative path per line, folders ending in '/'."""
     lines = []
-    for path in _walk(root):
+    for path in walk_model_dir(root):
         if len(lines) == limit:
             lines.append(f"  ... (listing stops after {limit} entries)")
             break
@@ -115,16 +115,8 @@ def listing(root: Path, limit: int = LISTING_LIMIT) -> str:
 
 
 def is_weights_file(path: Path) -> bool:
-    """A torch.save archive (by content, whatever its name) or a file with a weights suffix."""
-    if path.suffix.lower() in WEIGHTS_SUFFIXES:
-        return True
-    try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
+    """A model file by content (see ``model_arch.formats``), whatever its name, or by a weights suffix."""
+    return path.suffix.lower() in WEIGHTS_SUFFIXES or detect_format(path) != UNKNOWN
 
 
 def _explicit(root: Path, model_path: str, architecture: str) -> ModelSource:
@@ -167,7 +159,7 @@ def _from_manifest(folder: Path) -> ModelSource:
 def _search(root: Path) -> tuple[list[Path], list[Path]]:
     """Manifests and weights files below ``root``, in a stable order, bounded in depth and file count."""
     manifests, weights = [], []
-    for seen, path in enumerate(p for p in _walk(root) if p.is_file()):
+    for seen, path in enumerate(p for p in walk_model_dir(root) if p.is_file()):
         if seen >= MAX_FILES:
             break
         if path.name == MANIFEST_NAME:
@@ -177,7 +169,7 @@ def _search(root: Path) -> tuple[list[Path], list[Path]]:
     return manifests, weights
 
 
-def _walk(root: Path):
+def walk_model_dir(root: Path):
     """Paths below ``root`` (files and folders), sorted, hidden entries skipped, at most MAX_DEPTH levels."""
     stack = [(root, 0)]
     while stack:

@@ -39,13 +39,15 @@ class Predictor:
             "probabilities": probabilities.tolist(),
         }
 
-    def warm_up(self) -> float:
-        """One inference on a batch of zeros, so the first client does not pay for lazy initialisation.
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2)) -> float:
+        """Inference on batches of zeros, so the first client does not pay for lazy initialisation, and a
+        model that only takes one batch size (a static export) fails here instead of on a request.
 
         Returns the seconds it took.
         """
         started = time.perf_counter()
-        self.predict(np.zeros((1, *self.manifest.input.shape), dtype=np.float32))
+        for rows in batch_sizes:
+            self.predict(np.zeros((rows, *self.manifest.input.shape), dtype=np.float32))
         return time.perf_counter() - started
 
     def metadata(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from model_arch.formats import CODE_FORMATS
+from model_arch.model_folder import TrustPolicy
 from model_arch.registry import DEFAULT_ARCHITECTURE
 
 
@@ -31,6 +33,10 @@ class Settings:
         worker_count: ``WORKER_COUNT``, the inference server's worker processes on this instance.
         threads: ``TORCH_NUM_THREADS``; unset means "this instance's cores / ``WORKER_COUNT``, at least 1".
         max_batch_rows: ``MAX_BATCH_ROWS``, the most rows one request may carry.
+        allow_code_formats: ``ALLOW_CODE_FORMATS``, comma-separated formats that carry code and may load
+            (``torchscript``, ``torch_export``); empty by default.
+        trusted_pickle_globals: ``TRUSTED_PICKLE_GLOBALS``, comma-separated ``module.Class`` names the safe
+            unpickler may use (for a whole pickled module you trust); empty by default.
     """
 
     model_dir: str | None
@@ -40,6 +46,13 @@ class Settings:
     worker_count: int = 1
     threads: int | None = None
     max_batch_rows: int = 1024
+    allow_code_formats: frozenset[str] = frozenset()
+    trusted_pickle_globals: tuple[str, ...] = ()
+
+    @property
+    def trust(self) -> TrustPolicy:
+        """What the operator opted into by name, for the loader."""
+        return TrustPolicy(self.allow_code_formats, self.trusted_pickle_globals)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,7 +68,18 @@ class Settings:
             worker_count=_positive_int(env, "WORKER_COUNT", 1),
             threads=_positive_int(env, "TORCH_NUM_THREADS", None),
             max_batch_rows=_positive_int(env, "MAX_BATCH_ROWS", 1024),
+            allow_code_formats=frozenset(_names(env, "ALLOW_CODE_FORMATS", allowed=CODE_FORMATS)),
+            trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
         )
+
+
+def _names(env: Mapping[str, str], name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+    """A comma-separated list, blanks dropped; each item checked against ``allowed`` when given."""
+    items = [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+    unknown = [item for item in items if allowed is not None and item not in allowed]
+    if unknown:
+        raise SettingsError(f"{name} names {unknown}; expected a comma-separated list of {list(allowed)}")
+    return items
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:

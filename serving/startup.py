@@ -10,13 +10,19 @@ from __future__ import annotations
 import logging
 import time
 
-from model_arch.model_folder import load_model
+from model_arch.model_folder import ModelFolderError, load_model
 from serving import runtime
 from serving.locate import locate_model
 from serving.predictor import Predictor
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+def doctor_hint(model_dir: str | None) -> str:
+    """The line a failed start-up ends with: the command that explains every file in the folder."""
+    target = model_dir or "MODEL_DIR"
+    return f"Diagnose: python -m serving.doctor {target}  (make doctor MODEL_DIR={target})"
 
 
 def load_predictor(settings: Settings) -> Predictor:
@@ -26,10 +32,13 @@ def load_predictor(settings: Settings) -> Predictor:
     threads = runtime.threads_per_worker(settings.worker_count, settings.threads)
     runtime.configure_threads(threads)
 
-    source = locate_model(settings.model_dir, settings.model_path, settings.architecture)
-    model = load_model(source.manifest, source.weights, device)
-    predictor = Predictor(model, source.manifest, device, source.weights, threads)
-    warm_up_s = predictor.warm_up()
+    try:
+        source = locate_model(settings.model_dir, settings.model_path, settings.architecture)
+        model = load_model(source.manifest, source.weights, device, settings.trust)
+        predictor = Predictor(model, source.manifest, device, source.weights, threads)
+        warm_up_s = warm_up(predictor)
+    except ModelFolderError as err:
+        raise ModelFolderError(f"{err}\n{doctor_hint(settings.model_dir)}") from err
     logger.info(
         "model ready: %s (%s, architecture %s), device %s, %d torch thread(s), warm-up %.1f ms, start-up %.2f s",
         source.weights,
@@ -41,3 +50,21 @@ def load_predictor(settings: Settings) -> Predictor:
         time.perf_counter() - started,
     )
     return predictor
+
+
+def warm_up(predictor: Predictor) -> float:
+    """Run the warm-up batches; a model that fails on them fails start-up, not a client's request.
+
+    Raises:
+        ModelFolderError: the model loaded but cannot run on input shaped as its spec says.
+    """
+    try:
+        return predictor.warm_up()
+    except Exception as err:  # any failure here is the model's, and must stop the deployment
+        shape = ", ".join(map(str, predictor.manifest.input.shape))
+        raise ModelFolderError(
+            f"{predictor.weights} loaded, but the model fails on a warm-up batch of zeros shaped (rows, {shape}): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. It must accept that input "
+            "for any number of rows: check the input spec, and export a torch.export program with a dynamic "
+            "batch dimension, dynamic_shapes={'x': {0: torch.export.Dim('batch')}}."
+        ) from err

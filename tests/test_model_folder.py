@@ -1,10 +1,9 @@
-"""The model folder format: what training writes is what serving reads, safely, or a clear error."""
+"""The model folder format: what training writes is what serving reads. Every other way of saving a model is
+in the format matrix (tests/model_files.py, tests/test_formats.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from model_arch.model_folder import (
     WEIGHTS_NAME,
     Manifest,
     ModelFolderError,
+    TrustPolicy,
     load_model,
     manifest_for_bare_weights,
     read_manifest,
@@ -90,85 +90,6 @@ def test_bare_weights_load_as_the_default_architecture(trained_folder: Path, tmp
     assert isinstance(model, DigitsCNN)
 
 
-def test_load_model_refuses_weights_whose_checksum_differs(model_folder: Path) -> None:
-    model = DigitsCNN()
-    torch.save(model.state_dict(), model_folder / WEIGHTS_NAME)  # same shapes, different weights
-
-    with pytest.raises(ModelFolderError, match="does not match its manifest: sha256 is"):
-        load_model(read_manifest(model_folder), model_folder / WEIGHTS_NAME, CPU)
-
-
-def test_load_model_reports_truncated_files(model_folder: Path) -> None:
-    weights = model_folder / WEIGHTS_NAME
-    weights.write_bytes(weights.read_bytes()[:5000])
-    manifest = manifest_for_bare_weights(weights, "digits_cnn")
-
-    with pytest.raises(ModelFolderError, match=r"could not be read as a torch\.save file.*truncated"):
-        load_model(manifest, weights, CPU)
-
-
-def test_load_model_refuses_a_pickled_module_without_running_it(tmp_path: Path) -> None:
-    weights = tmp_path / "model.pt"
-    marker = tmp_path / "payload-ran"
-    torch.save(Payload(str(marker)), weights)
-
-    with pytest.raises(ModelFolderError) as caught:
-        load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
-
-    assert not marker.exists()
-    assert re.search(r"needs \['(posix|os)\.system'\]", str(caught.value))
-    assert "torch.save(model.state_dict()" in str(caught.value)
-
-
-def test_load_model_reports_files_that_are_not_pytorch(tmp_path: Path) -> None:
-    weights = tmp_path / "model.pt"
-    weights.write_bytes(bytes(range(256)) * 8)
-
-    with pytest.raises(ModelFolderError, match=r"could not be read as a torch\.save file"):
-        load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
-
-
-def test_load_model_refuses_a_whole_pickled_module(tmp_path: Path) -> None:
-    weights = tmp_path / "model.pt"
-    torch.save(DigitsCNN(), weights)
-
-    with pytest.raises(ModelFolderError, match=r"needs \[.*model_arch.digits_cnn.DigitsCNN.*whole pickled nn.Module"):
-        load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
-
-
-@pytest.mark.parametrize("key", ["model_state_dict", "state_dict", "model"])
-def test_load_model_unwraps_training_checkpoints(tmp_path: Path, key: str) -> None:
-    model = DigitsCNN()
-    weights = tmp_path / "checkpoint.pt"
-    torch.save({key: model.state_dict(), "epoch": 3, "loss": 0.1, "optimizer_state_dict": {}}, weights)
-
-    loaded = load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
-
-    assert torch.equal(loaded.state_dict()["features.0.weight"], model.state_dict()["features.0.weight"])
-
-
-@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
-def test_load_model_strips_wrapper_prefixes(tmp_path: Path, prefix: str) -> None:
-    model = DigitsCNN()
-    weights = tmp_path / "model.pt"
-    torch.save({prefix + key: value for key, value in model.state_dict().items()}, weights)
-
-    loaded = load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
-
-    assert torch.equal(loaded.state_dict()["classifier.4.bias"], model.state_dict()["classifier.4.bias"])
-
-
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_load_model_serves_half_precision_weights_as_float32(tmp_path: Path, dtype: torch.dtype) -> None:
-    model = DigitsCNN()
-    weights = tmp_path / "model.pt"
-    torch.save({key: value.to(dtype) for key, value in model.state_dict().items()}, weights)
-
-    loaded = load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
-
-    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
-
-
 def test_load_model_lists_mismatched_keys_and_shapes(tmp_path: Path) -> None:
     state_dict = DigitsCNN(DigitsCNNConfig(hidden=32)).state_dict()
     state_dict["extra.weight"] = torch.zeros(1)
@@ -184,14 +105,6 @@ def test_load_model_lists_mismatched_keys_and_shapes(tmp_path: Path) -> None:
     assert "unexpected keys (1): extra.weight" in message
     assert "size mismatch for classifier.1.weight: file has (32, 512), model expects (64, 512)" in message
     assert len(message.splitlines()) < 10  # short, unlike torch's own wall of text
-
-
-def test_load_model_rejects_files_that_hold_no_state_dict(tmp_path: Path) -> None:
-    weights = tmp_path / "model.pt"
-    torch.save({"epoch": 3, "loss": 0.5}, weights)
-
-    with pytest.raises(ModelFolderError, match=r"holds a dict with keys epoch, loss, not a state_dict"):
-        load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
 
 
 @pytest.mark.parametrize(
@@ -231,27 +144,20 @@ def test_read_manifest_names_the_broken_file(model_folder: Path, text: str, frag
     assert fragment in str(caught.value)
 
 
-class Payload:
-    """A pickle that would create a file through os.system if it were ever unpickled."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_load_model_maps_gpu_saved_tensors_onto_a_cpu_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model = DigitsCNN()
+def test_trusted_globals_are_named_exactly_and_only_the_missing_ones_are_reported(tmp_path: Path) -> None:
     weights = tmp_path / "model.pt"
-    with monkeypatch.context() as patch:  # tag every storage as CUDA, exactly as saving on a GPU does
-        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-        torch.save(model.state_dict(), weights)
-    if not torch.cuda.is_available():  # the file really is GPU-tagged: a plain load fails on this host
-        with pytest.raises(RuntimeError, match="Attempting to deserialize object on a CUDA device"):
-            torch.load(weights, weights_only=True)
+    torch.save(DigitsCNN(), weights)
+    needs = torch.serialization.get_unsafe_globals_in_checkpoint(str(weights))
+    partial = TrustPolicy(pickle_globals=("model_arch.digits_cnn.DigitsCNN",))
 
-    loaded = load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU)
+    with pytest.raises(ModelFolderError) as caught:
+        load_model(manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU, partial)
 
-    assert {p.device for p in loaded.parameters()} == {CPU}
-    assert torch.equal(loaded.state_dict()["features.0.weight"], model.state_dict()["features.0.weight"])
+    message = str(caught.value)
+    assert "'model_arch.digits_cnn.DigitsCNN'" not in message.split("to load")[0]  # already trusted
+    assert "'torch.nn.modules.conv.Conv2d'" in message.split("to load")[0]
+    assert f"TRUSTED_PICKLE_GLOBALS={','.join(sorted(needs))}" in message
+    loaded = load_model(
+        manifest_for_bare_weights(weights, "digits_cnn"), weights, CPU, TrustPolicy(pickle_globals=tuple(needs))
+    )
+    assert isinstance(loaded, DigitsCNN) and not loaded.training

@@ -1,0 +1,155 @@
+"""Diagnose a model folder before (or after) a deployment fails: ``python -m serving.doctor [MODEL_DIR]``.
+
+For the folder (default: ``$AZUREML_MODEL_DIR``) it prints the tree, each candidate file's detected format and
+what loading it needs (architecture, globals, code, device), then runs the template's own start-up path on it
+(the same search, the same safe loading, the same settings from the environment) and prints the verdict with
+the exact fix. Exit code 0 when the template would serve it, 1 when not. ``make doctor MODEL_DIR=...`` runs it,
+and a failed start-up points here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from model_arch import formats
+from model_arch.model_folder import (
+    CHECKPOINT_KEYS,
+    MANIFEST_NAME,
+    WRAPPER_PREFIXES,
+    ModelFolderError,
+    read_manifest,
+    sha256_of,
+    unsafe_globals,
+)
+from serving.locate import is_weights_file, listing, walk_model_dir
+from serving.settings import Settings, SettingsError
+from serving.startup import load_predictor
+
+
+def diagnose(model_dir: str, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """(whether the template would serve ``model_dir`` with these settings, the report to print)."""
+    env = dict(os.environ if environ is None else environ)
+    env["AZUREML_MODEL_DIR"] = model_dir
+    root = Path(model_dir)
+    lines = [f"Model folder: {model_dir}"]
+    if root.is_dir():
+        lines += ["", "Files:", listing(root), "", "Candidates:"]
+        files = [path for path in walk_model_dir(root) if path.is_file()]
+        candidates = [path for path in files if path.name == MANIFEST_NAME or is_weights_file(path)]
+        for path in candidates:
+            lines.append(f"  {path.relative_to(root)}")
+            lines += [f"      {fact}" for fact in describe_file(path)]
+        if not candidates:
+            lines.append("  (none)")
+    ok, verdict = _verdict(env)
+    lines += ["", "Verdict:", verdict]
+    return ok, "\n".join(lines)
+
+
+def describe_file(path: Path) -> list[str]:
+    """What this file is and what loading it needs, found without running anything in it."""
+    if path.name == MANIFEST_NAME:
+        return _describe_manifest(path)
+    file_format = formats.detect_format(path)
+    facts = [f"format: {formats.DESCRIPTIONS[file_format]}"]
+    if file_format in formats.CODE_FORMATS:
+        facts.append(f"needs: no architecture class; runs its own code, so only with ALLOW_CODE_FORMATS={file_format}")
+    elif file_format == formats.SAFETENSORS:
+        header = formats.safetensors_header(path) or {}
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        dtypes = sorted({v.get("dtype", "?") for v in tensors.values() if isinstance(v, dict)})
+        facts.append(f"holds: {len(tensors)} tensors ({', '.join(dtypes)}); safe: plain tensor bytes")
+        facts.append("needs: the architecture class (manifest, or MODEL_ARCHITECTURE)")
+    elif file_format in (formats.TORCH_SAVE, formats.LEGACY_TORCH_SAVE):
+        facts += _describe_pickle(path)
+    return facts
+
+
+def _describe_pickle(path: Path) -> list[str]:
+    needs = unsafe_globals(path)
+    if needs:
+        return [
+            f"needs globals: {needs}",
+            "safe: no; refused unless TRUSTED_PICKLE_GLOBALS lists them (after you trust the file)",
+        ]
+    locations: set[str] = set()
+
+    def record(storage, location):  # map_location hook: note where each tensor was saved, keep it on the CPU
+        locations.add(location)
+        return storage
+
+    try:
+        loaded = torch.load(path, map_location=record, weights_only=True)
+    except Exception as err:  # the verdict below explains it; here only what was seen
+        return [f"safe: tensors only, but it does not load: {type(err).__name__}: {str(err).splitlines()[0]}"]
+    facts = ["safe: tensors and plain containers only (weights_only=True loads it)"]
+    if locations:
+        facts.append(f"saved on: {', '.join(sorted(locations))} (mapped to the serving device when loaded)")
+    facts.append(f"holds: {_layout(loaded)}")
+    facts.append("needs: the architecture class (manifest, or MODEL_ARCHITECTURE)")
+    return facts
+
+
+def _layout(loaded: object) -> str:
+    if not isinstance(loaded, Mapping):
+        return type(loaded).__name__
+    tensors = [v for v in loaded.values() if isinstance(v, torch.Tensor)]
+    if tensors and len(tensors) == len(loaded):
+        dtypes = sorted({str(t.dtype).replace("torch.", "") for t in tensors})
+        prefixes = [p for p in WRAPPER_PREFIXES if all(str(k).startswith(p) for k in loaded)]
+        prefix = f", keys prefixed {prefixes[0]!r} (stripped when loaded)" if prefixes else ""
+        return f"a state_dict of {len(tensors)} tensors ({', '.join(dtypes)}){prefix}"
+    for key in CHECKPOINT_KEYS:
+        if isinstance(loaded.get(key), Mapping):
+            return f"a checkpoint with the state_dict under {key!r}, beside {sorted(k for k in loaded if k != key)}"
+    return f"a dict with keys {sorted(map(str, loaded))[:10]}, and no state_dict"
+
+
+def _describe_manifest(path: Path) -> list[str]:
+    try:
+        manifest = read_manifest(path.parent)
+    except ModelFolderError as err:
+        return [f"unreadable manifest: {err}"]
+    weights = path.parent / manifest.weights_file
+    if not weights.is_file():
+        checksum = "missing"
+    elif manifest.weights_sha256 is None:
+        checksum = "not recorded"
+    else:
+        checksum = "matches" if sha256_of(weights) == manifest.weights_sha256 else "DOES NOT MATCH"
+    return [
+        f"manifest: architecture {manifest.architecture!r}, config {manifest.config}",
+        f"weights: {manifest.weights_file} (sha256 {checksum}), saved with torch {manifest.torch_version}",
+        f"input: {manifest.input.describe_row()}",
+    ]
+
+
+def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
+    """Run the scoring script's own start-up (find, load, warm up) with these settings."""
+    try:
+        predictor = load_predictor(Settings.from_env(env))
+    except (ModelFolderError, SettingsError, RuntimeError) as err:
+        return False, f"NOT SERVABLE as configured:\n{err}"
+    architecture = predictor.manifest.architecture
+    return True, f"OK: the template serves {predictor.weights} ({architecture}) on {predictor.device}."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", nargs="?", default=os.environ.get("AZUREML_MODEL_DIR"))
+    args = parser.parse_args(argv)
+    if not args.model_dir:
+        parser.error("give the model folder, or set AZUREML_MODEL_DIR")
+    ok, report = diagnose(args.model_dir)
+    print(report)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
