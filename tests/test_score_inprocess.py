@@ -11,6 +11,9 @@ import pytest
 from azureml_inference_server_http.server import config as server_config
 from azureml_inference_server_http.server.create_app import create
 from conftest import REPO_ROOT, SAMPLE_LABELS, SAMPLE_REQUEST
+from model_files import PAYLOAD_MARKER, REFUSED, build_case
+
+from model_arch.digits_cnn import DigitsCNN
 
 ROW = [0] * 64
 
@@ -138,3 +141,16 @@ def test_init_failure_exits_the_worker_with_code_3(make_client, tmp_path: Path) 
         make_client(tmp_path)
 
     assert caught.value.code == 3
+
+
+def test_a_booby_trapped_pickle_never_runs_when_init_refuses_it(
+    make_client, trained_folder: Path, tmp_path: Path
+) -> None:
+    case = next(c for c in REFUSED if c.name == "booby-trapped-pickle")
+    model_dir, _ = build_case(case, DigitsCNN(), tmp_path)
+
+    with pytest.raises(SystemExit) as caught:
+        make_client(model_dir)
+
+    assert caught.value.code == 3
+    assert not (model_dir.parent / PAYLOAD_MARKER).exists()
