@@ -11,7 +11,7 @@ import torch
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.model_folder import WEIGHTS_NAME
+from model_arch.model_folder import WEIGHTS_NAME, load_model, read_manifest
 from model_arch.train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +25,13 @@ def trained_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("trained") / "model"
     train(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained_model(trained_folder: Path) -> torch.nn.Module:
+    """The trained demo model, loaded from its folder, in eval mode on the CPU."""
+    manifest = read_manifest(trained_folder)
+    return load_model(manifest, trained_folder / manifest.weights_file, torch.device("cpu"))
 
 
 @pytest.fixture

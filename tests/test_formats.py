@@ -12,19 +12,12 @@ from model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
 
 from model_arch import formats
 from model_arch.data import digits_split
-from model_arch.model_folder import ModelFolderError, load_model, read_manifest
+from model_arch.model_folder import ModelFolderError
 from serving import doctor
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor
 
 ids = [case.name for case in LOADABLE], [case.name for case in REFUSED]
-
-
-@pytest.fixture(scope="module")
-def trained(trained_folder: Path) -> torch.nn.Module:
-    """The trained demo model, in eval mode on the CPU."""
-    manifest = read_manifest(trained_folder)
-    return load_model(manifest, trained_folder / manifest.weights_file, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +30,15 @@ def held_out() -> np.ndarray:
 
 @pytest.mark.parametrize("case", LOADABLE, ids=ids[0])
 def test_every_loadable_format_serves_the_trained_model(
-    case: Case, trained: torch.nn.Module, held_out: np.ndarray, tmp_path: Path
+    case: Case, trained_model: torch.nn.Module, held_out: np.ndarray, tmp_path: Path
 ) -> None:
-    _, env = build_case(case, trained, tmp_path)
+    _, env = build_case(case, trained_model, tmp_path)
 
     predictor = load_predictor(Settings.from_env(env))
     answer = predictor.predict(held_out)
 
     with torch.inference_mode():
-        expected = torch.softmax(trained(torch.from_numpy(held_out)), dim=1).numpy()
+        expected = torch.softmax(trained_model(torch.from_numpy(held_out)), dim=1).numpy()
     tolerance = 1e-5 if case.exact else 2e-2
     np.testing.assert_allclose(np.asarray(answer["probabilities"]), expected, atol=tolerance)
     agreement = np.mean(np.asarray(answer["predictions"]) == expected.argmax(axis=1))
@@ -53,8 +46,8 @@ def test_every_loadable_format_serves_the_trained_model(
 
 
 @pytest.mark.parametrize("case", REFUSED, ids=ids[1])
-def test_every_refusal_names_its_cause_and_its_fix(case: Case, trained: torch.nn.Module, tmp_path: Path) -> None:
-    model_dir, env = build_case(case, trained, tmp_path)
+def test_every_refusal_names_its_cause_and_its_fix(case: Case, trained_model: torch.nn.Module, tmp_path: Path) -> None:
+    model_dir, env = build_case(case, trained_model, tmp_path)
 
     with pytest.raises((ModelFolderError, SettingsError)) as caught:
         load_predictor(Settings.from_env(env))
@@ -69,9 +62,9 @@ def test_every_refusal_names_its_cause_and_its_fix(case: Case, trained: torch.nn
 
 @pytest.mark.parametrize("case", LOADABLE + REFUSED, ids=ids[0] + ids[1])
 def test_the_doctor_reaches_the_loaders_verdict(
-    case: Case, trained: torch.nn.Module, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: Case, trained_model: torch.nn.Module, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model_dir, env = build_case(case, trained, tmp_path)
+    model_dir, env = build_case(case, trained_model, tmp_path)
 
     ok, report = doctor.diagnose(str(model_dir), env)
 
@@ -101,10 +94,10 @@ def test_the_doctor_reaches_the_loaders_verdict(
     ],
 )
 def test_the_doctor_reports_what_each_file_is_and_needs(
-    case_name: str, facts: list[str], trained: torch.nn.Module, tmp_path: Path
+    case_name: str, facts: list[str], trained_model: torch.nn.Module, tmp_path: Path
 ) -> None:
     case = next(c for c in LOADABLE + REFUSED if c.name == case_name)
-    model_dir, env = build_case(case, trained, tmp_path)
+    model_dir, env = build_case(case, trained_model, tmp_path)
 
     _, report = doctor.diagnose(str(model_dir), env)
 
@@ -131,9 +124,9 @@ def test_the_doctor_command_exits_0_or_1(trained_folder: Path, tmp_path: Path, c
         ("truncated", formats.UNKNOWN),
     ],
 )
-def test_formats_are_detected_by_content(case_name: str, expected: str, trained, tmp_path: Path) -> None:
+def test_formats_are_detected_by_content(case_name: str, expected: str, trained_model, tmp_path: Path) -> None:
     case = next(c for c in LOADABLE + REFUSED if c.name == case_name)
-    model_dir, _ = build_case(case, trained, tmp_path)
+    model_dir, _ = build_case(case, trained_model, tmp_path)
     (model_file,) = [p for p in model_dir.rglob("*") if p.is_file()]
     renamed = model_file.rename(model_file.with_name("renamed.dat"))  # the suffix must not matter
 

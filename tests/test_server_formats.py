@@ -15,30 +15,23 @@ from model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
 from harness.client import request
 from harness.server import InferenceServer
 from model_arch.digits_cnn import INPUT_SPEC
-from model_arch.model_folder import load_model, read_manifest
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def trained(trained_folder: Path) -> torch.nn.Module:
-    manifest = read_manifest(trained_folder)
-    return load_model(manifest, trained_folder / manifest.weights_file, torch.device("cpu"))
-
-
-@pytest.fixture(scope="module")
-def expected_probabilities(trained: torch.nn.Module) -> np.ndarray:
-    """What the trained model answers, in process, for the sample request."""
+def expected_probabilities(trained_model: torch.nn.Module) -> np.ndarray:
+    """What the trained_model model answers, in process, for the sample request."""
     rows = np.asarray(json.loads(SAMPLE_REQUEST.read_text())["data"])
     with torch.inference_mode():
-        return torch.softmax(trained(torch.from_numpy(INPUT_SPEC.preprocess(rows))), dim=1).numpy()
+        return torch.softmax(trained_model(torch.from_numpy(INPUT_SPEC.preprocess(rows))), dim=1).numpy()
 
 
 @pytest.mark.parametrize("case", LOADABLE, ids=[case.name for case in LOADABLE])
 def test_every_loadable_format_answers_correctly_on_the_real_server(
-    case: Case, trained: torch.nn.Module, expected_probabilities: np.ndarray, tmp_path: Path
+    case: Case, trained_model: torch.nn.Module, expected_probabilities: np.ndarray, tmp_path: Path
 ) -> None:
-    model_dir, env = build_case(case, trained, tmp_path)
+    model_dir, env = build_case(case, trained_model, tmp_path)
 
     with InferenceServer(model_dir, env=env) as server:
         reply = request(server.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
@@ -50,9 +43,9 @@ def test_every_loadable_format_answers_correctly_on_the_real_server(
 
 
 @pytest.mark.parametrize("name", ["booby-trapped-pickle", "torchscript"])
-def test_refused_files_stop_the_real_server_naming_cause_and_fix(name: str, trained, tmp_path: Path) -> None:
+def test_refused_files_stop_the_real_server_naming_cause_and_fix(name: str, trained_model, tmp_path: Path) -> None:
     case = next(c for c in REFUSED if c.name == name)
-    model_dir, env = build_case(case, trained, tmp_path)
+    model_dir, env = build_case(case, trained_model, tmp_path)
     server = InferenceServer(model_dir, env=env)
 
     returncode = server.wait_for_exit(timeout=60)
