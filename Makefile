@@ -13,7 +13,7 @@ TORCH_INDEX_URL ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 MODEL := build/model
 
-.PHONY: help setup model serve smoke doctor test lint format clean
+.PHONY: help setup model serve smoke doctor openapi test lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running serv
 
 doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make doctor MODEL_DIR=path (default build/model)
 	$(BIN)/python -m serving.doctor $(or $(MODEL_DIR),$(MODEL))
+
+openapi: $(VENV)/.installed ## Regenerate swagger2.json, swagger3.json, swagger3.1.json from the model's spec
+	$(BIN)/python -m serving.openapi
 
 test: $(VENV)/.installed ## Run the test suite (unit, in-process server, real server processes, end to end)
 	$(BIN)/python -m pytest

@@ -1,8 +1,10 @@
-"""Turn a request body into the model's input array, or a ``ClientError`` that says exactly what is wrong.
+"""Turn rows (from JSON) or an array (from .npy or a V2 tensor) into the model's input batch, or a
+``ClientError`` that says exactly what is wrong.
 
-Accepted: JSON ``{"data": rows}``, where each row is what the model's ``InputSpec`` describes (for the demo:
-64 pixel values 0-16, flat or nested 8×8). The whole batch becomes one numpy array in C, without a Python
-loop per value; the slow, precise walks below run only to word an error message.
+Validation follows the model's ``InputSpec`` (for the demo: 64 values 0-16 per row, flat or nested 8×8):
+numbers only (strings, booleans and null refused, never converted), row shape, NaN and infinity, value range,
+batch size. The whole batch becomes one numpy array in C, without a Python loop per value; the slow, precise
+walks below run only to word an error message. ``serving.protocols`` calls this for every request format.
 """
 
 from __future__ import annotations
@@ -19,35 +21,14 @@ from serving.errors import ClientError
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def parse_request(body: bytes, spec: InputSpec, max_rows: int) -> np.ndarray:
-    """Validate a JSON body against ``spec`` and return the model input, shaped ``(batch, *spec.shape)``.
+def parse_json(body: bytes, example: str) -> Any:
+    """The JSON document in ``body``.
 
     Raises:
-        ClientError: 400 when the body is not the JSON envelope, 413 when the batch is larger than
-            ``max_rows``, 422 when the rows do not fit the model.
+        ClientError: 400 for an empty body, text that is not UTF-8, or anything ``json`` cannot parse.
     """
-    rows = _data_field(_parse_json(body, spec), spec)
-    if len(rows) > max_rows:
-        raise ClientError(
-            413,
-            "batch_too_large",
-            f"data has {len(rows)} rows; this endpoint accepts at most {max_rows} per request "
-            "(MAX_BATCH_ROWS). Split the batch into several requests.",
-        )
-    array = _numeric_array(rows, body, spec)
-    _check_shape(array, rows, spec)
-    _check_values(array, spec)
-    return spec.preprocess(array)
-
-
-def example_body(spec: InputSpec) -> str:
-    """A short example of a valid body, for error messages."""
-    return '{"data": [[' + ", ".join(["0"] * min(spec.size, 3)) + (", ..." if spec.size > 3 else "") + "]]}"
-
-
-def _parse_json(body: bytes, spec: InputSpec) -> Any:
     if not body.strip():
-        raise ClientError(400, "empty_body", f"the request body is empty; expected JSON like {example_body(spec)}")
+        raise ClientError(400, "empty_body", f"the request body is empty; expected JSON like {example}")
     try:
         return json.loads(body)
     except UnicodeDecodeError as err:
@@ -59,76 +40,107 @@ def _parse_json(body: bytes, spec: InputSpec) -> Any:
             400,
             "invalid_json",
             f"the request body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-            f"expected JSON like {example_body(spec)}",
+            f"expected JSON like {example}",
         ) from err
     except (ValueError, RecursionError) as err:  # a 4300+ digit integer; nesting deeper than Python's stack
         raise ClientError(400, "invalid_json", f"the request body could not be parsed as JSON: {err}") from err
 
 
-def _data_field(document: Any, spec: InputSpec) -> list[Any]:
-    if not isinstance(document, dict) or "data" not in document:
-        found = (
-            f"an object with keys {sorted(document)[:10]}"
-            if isinstance(document, dict)
-            else f"a JSON {_json_type(document)}"
-        )
-        raise ClientError(
-            400,
-            "missing_data",
-            f'expected a JSON object with a "data" field holding a list of rows, like {example_body(spec)}; '
-            f"got {found}",
-        )
-    rows = document["data"]
+def rows_to_batch(rows: Any, body: bytes, spec: InputSpec, max_rows: int, field: str = "data") -> np.ndarray:
+    """A JSON list of rows (parsed from ``body``) -> the model input ``(batch, *spec.shape)`` float32.
+
+    Raises:
+        ClientError: 413 for more than ``max_rows`` rows, 422 when the rows do not fit the model.
+    """
     if not isinstance(rows, list):
         raise ClientError(
             422,
             "invalid_data",
-            f'"data" must be a list of rows, each {spec.describe_row()}; got a JSON {_json_type(rows)}',
+            f'"{field}" must be a list of rows, each {spec.describe_row()}; got a JSON {json_type(rows)}',
         )
     if not rows:
         raise ClientError(
-            422, "empty_batch", f'"data" is an empty list; send at least one row of {spec.describe_row()}'
+            422, "empty_batch", f'"{field}" is an empty list; send at least one row of {spec.describe_row()}'
         )
     if not isinstance(rows[0], list):
         hint = " It looks like one row: wrap it in a list, [[...]]." if len(rows) == spec.size else ""
         raise ClientError(
             422,
             "wrong_row_shape",
-            f'"data" must be a list of rows, each {spec.describe_row()}; its first item is a JSON '
-            f"{_json_type(rows[0])}, not a row.{hint}",
+            f'"{field}" must be a list of rows, each {spec.describe_row()}; its first item is a JSON '
+            f"{json_type(rows[0])}, not a row.{hint}",
         )
-    return rows
+    _check_batch_size(len(rows), max_rows)
+    return _validated(numeric_array(rows, body, spec, field), spec, field)
 
 
-def _numeric_array(rows: list[Any], body: bytes, spec: InputSpec) -> np.ndarray:
+def array_to_batch(array: np.ndarray, spec: InputSpec, max_rows: int, what: str) -> np.ndarray:
+    """A numeric array shaped ``(rows, *row shape)`` -> the model input; ``what`` names it in messages.
+
+    Raises:
+        ClientError: 413 for more than ``max_rows`` rows, 422 when the array does not fit the model.
+    """
+    if array.dtype.kind not in "iuf":
+        raise ClientError(
+            422, "non_numeric", f"{what} has dtype {array.dtype}; expected numbers (float32, float64 or integers)"
+        )
+    if array.ndim < 2:
+        raise ClientError(
+            422,
+            "wrong_row_shape",
+            f"{what} has shape {list(array.shape)}; expected (rows, ...) with each row {spec.describe_row()}",
+        )
+    if array.shape[0] == 0:
+        raise ClientError(422, "empty_batch", f"{what} has no rows; send at least one row of {spec.describe_row()}")
+    _check_batch_size(array.shape[0], max_rows)
+    return _validated(array, spec, what)
+
+
+def numeric_array(values: list[Any], body: bytes, spec: InputSpec, field: str = "data") -> np.ndarray:
+    """A nested JSON list of numbers (parsed from ``body``) as one numpy array (int64 or float64), without
+    converting other types.
+
+    Raises:
+        ClientError: 422 for a string, boolean, null or object anywhere, for integers beyond float32, and for
+            rows of different shapes.
+    """
     try:
-        array = np.asarray(rows)
+        array = np.asarray(values)
     except (ValueError, OverflowError):  # ragged nesting (numpy 2 refuses inhomogeneous shapes)
         array = None
-    # Strings and booleans are refused, not converted; a true/false can hide among numbers (it becomes 1/0).
+    # Strings and booleans are refused, not converted. A true/false hides among numbers (it becomes 1/0), so a
+    # body holding those words (rare) gets the precise walk.
     if array is None or array.dtype.kind not in "iuf" or b"true" in body or b"false" in body:
-        _raise_if_non_number(rows, spec)
+        _raise_if_non_number(values, spec, field)
     if array is None or array.dtype.kind not in "iuf":
-        _raise_ragged(rows, spec)
+        _raise_ragged(values, spec, field)
     return array
 
 
-def _check_shape(array: np.ndarray, rows: list[Any], spec: InputSpec) -> None:
+def _check_batch_size(rows: int, max_rows: int) -> None:
+    if rows > max_rows:
+        raise ClientError(
+            413,
+            "batch_too_large",
+            f"the request has {rows} rows; this endpoint accepts at most {max_rows} per request "
+            "(MAX_BATCH_ROWS). Split the batch into several requests.",
+        )
+
+
+def _validated(array: np.ndarray, spec: InputSpec, label: str) -> np.ndarray:
     row_shape = array.shape[1:]
     if row_shape not in spec.accepted_row_shapes:
         raise ClientError(
             422,
             "wrong_row_shape",
-            f"each row must be {spec.describe_row()}; got {len(rows)} row(s) of shape "
+            f"each row must be {spec.describe_row()}; got {array.shape[0]} row(s) of shape "
             f"{_shape_text(row_shape)} ({math.prod(row_shape)} values)",
         )
-
-
-def _check_values(array: np.ndarray, spec: InputSpec) -> None:
     if array.dtype.kind == "f":
         _raise_at_first(
             ~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX),
             array,
+            label,
             "non_finite",
             f"NaN, infinity and values beyond float32 are not valid inputs (each row is {spec.describe_row()})",
         )
@@ -138,34 +150,38 @@ def _check_values(array: np.ndarray, spec: InputSpec) -> None:
         _raise_at_first(
             (array < low) | (array > high),
             array,
+            label,
             "out_of_range",
             f"{spec.name!r} accepts values from {low:g} to {high:g}",
         )
+    return spec.preprocess(array)
 
 
-def _raise_at_first(bad: np.ndarray, array: np.ndarray, code: str, expected: str) -> None:
+def _raise_at_first(bad: np.ndarray, array: np.ndarray, label: str, code: str, expected: str) -> None:
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ClientError(422, code, f"{_path(index)} is {array[index].item():g}; {expected}")
+        path = label + "".join(f"[{i}]" for i in index)
+        raise ClientError(422, code, f"{path} is {array[index].item():g}; {expected}")
 
 
-def _raise_if_non_number(rows: list[Any], spec: InputSpec) -> None:
-    path, value = _first_non_number(rows)
+def _raise_if_non_number(values: list[Any], spec: InputSpec, field: str) -> None:
+    path, value = _first_non_number(values, field)
+    if path is None:
+        return
     if isinstance(value, int) and not isinstance(value, bool):
         raise ClientError(422, "out_of_range", f"{path} is {_short(value)}, too large for float32")
-    if path is not None:
-        raise ClientError(
-            422,
-            "non_numeric",
-            f"{path} is {_short(value)}, a JSON {_json_type(value)}; every value must be a number "
-            f"(each row is {spec.describe_row()})",
-        )
+    raise ClientError(
+        422,
+        "non_numeric",
+        f"{path} is {_short(value)}, a JSON {json_type(value)}; every value must be a number "
+        f"(each row is {spec.describe_row()})",
+    )
 
 
-def _raise_ragged(rows: list[Any], spec: InputSpec) -> None:
+def _raise_ragged(values: list[Any], spec: InputSpec, field: str) -> None:
     """Word the error for a batch of numbers that numpy could not make into one regular array."""
-    first_shape = _regular_shape(rows[0])
-    for i, row in enumerate(rows):
+    first_shape = _regular_shape(values[0])
+    for i, row in enumerate(values):
         shape = _regular_shape(row)
         if shape is None or shape != first_shape:
             raise ClientError(
@@ -174,15 +190,12 @@ def _raise_ragged(rows: list[Any], spec: InputSpec) -> None:
                 f"row {i} has shape {_shape_text(shape)} but row 0 has shape {_shape_text(first_shape)}; "
                 f"every row must be {spec.describe_row()}",
             )
-    raise ClientError(422, "invalid_data", f'"data" could not be read as numbers; each row is {spec.describe_row()}')
+    raise ClientError(422, "invalid_data", f'"{field}" could not be read as numbers; each row is {spec.describe_row()}')
 
 
-def _first_non_number(rows: list[Any]) -> tuple[str | None, Any]:
-    """The path and value of the first leaf that is not a JSON number (booleans and huge integers count).
-
-    Iterative, so that deeply nested input cannot exhaust the stack.
-    """
-    stack: list[tuple[str, Any]] = [("data", rows)]
+def _first_non_number(values: list[Any], field: str) -> tuple[str | None, Any]:
+    """The path and value of the first leaf that is not a JSON number (booleans and huge integers count)."""
+    stack: list[tuple[str, Any]] = [(field, values)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, list):
@@ -205,7 +218,8 @@ def _regular_shape(row: Any) -> tuple[int, ...] | None:
     return array.shape if array.dtype.kind in "iuf" else None
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type: number, string, boolean, null, array, object."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, (int, float)):
@@ -213,10 +227,6 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
-
-
-def _path(index: tuple[int, ...]) -> str:
-    return "data" + "".join(f"[{i}]" for i in index)
 
 
 def _shape_text(shape: tuple[int, ...] | None) -> str:

@@ -102,6 +102,17 @@ def locate_model(model_dir: str | None, model_path: str | None, architecture: st
     )
 
 
+def model_identity(model_dir: str | None, manifest: Manifest) -> tuple[str, str]:
+    """(name, version) of the deployed model, read from ``AZUREML_MODEL_DIR=.../<name>/<version>``.
+
+    Outside that layout: the architecture's name, and the start of the weights' sha256 (or ``local``).
+    """
+    path = Path(model_dir or "")
+    if path.name.isdigit() and path.parent.name:
+        return path.parent.name, path.name
+    return manifest.architecture, (manifest.weights_sha256 or "local")[:12]
+
+
 def listing(root: Path, limit: int = LISTING_LIMIT) -> str:
     """Up to ``limit`` entries below ``root``, one indented relative path per line, folders ending in '/'."""
     lines = []

@@ -26,6 +26,8 @@ class Predictor:
     device: torch.device
     weights: Path
     threads: int
+    name: str = "model"
+    version: str = "local"
 
     def predict(self, batch: np.ndarray) -> dict[str, list[Any]]:
         """Model input ``(batch, *input.shape)`` float32 -> ``{"predictions": [label, ...],
@@ -53,6 +55,8 @@ class Predictor:
     def metadata(self) -> dict[str, Any]:
         """What a client may discover about the model (answered on ``GET /score``)."""
         return {
+            "name": self.name,
+            "version": self.version,
             "architecture": self.manifest.architecture,
             "input": self.manifest.input.to_dict(),
             "output": self.manifest.output.to_dict(),

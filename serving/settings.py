@@ -33,6 +33,8 @@ class Settings:
         worker_count: ``WORKER_COUNT``, the inference server's worker processes on this instance.
         threads: ``TORCH_NUM_THREADS``; unset means "this instance's cores / ``WORKER_COUNT``, at least 1".
         max_batch_rows: ``MAX_BATCH_ROWS``, the most rows one request may carry.
+        max_body_bytes: ``MAX_BODY_BYTES``, the largest request body, checked before it is read; the default
+            stays under the payload size the endpoint gateway handles well (about 1.5 MB).
         allow_code_formats: ``ALLOW_CODE_FORMATS``, comma-separated formats that carry code and may load
             (``torchscript``, ``torch_export``); empty by default.
         trusted_pickle_globals: ``TRUSTED_PICKLE_GLOBALS``, comma-separated ``module.Class`` names the safe
@@ -46,6 +48,7 @@ class Settings:
     worker_count: int = 1
     threads: int | None = None
     max_batch_rows: int = 1024
+    max_body_bytes: int = 1_500_000
     allow_code_formats: frozenset[str] = frozenset()
     trusted_pickle_globals: tuple[str, ...] = ()
 
@@ -68,6 +71,7 @@ class Settings:
             worker_count=_positive_int(env, "WORKER_COUNT", 1),
             threads=_positive_int(env, "TORCH_NUM_THREADS", None),
             max_batch_rows=_positive_int(env, "MAX_BATCH_ROWS", 1024),
+            max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", 1_500_000),
             allow_code_formats=frozenset(_names(env, "ALLOW_CODE_FORMATS", allowed=CODE_FORMATS)),
             trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
         )

@@ -12,7 +12,7 @@ import time
 
 from model_arch.model_folder import ModelFolderError, load_model
 from serving import runtime
-from serving.locate import locate_model
+from serving.locate import locate_model, model_identity
 from serving.predictor import Predictor
 from serving.settings import Settings
 
@@ -35,12 +35,16 @@ def load_predictor(settings: Settings) -> Predictor:
     try:
         source = locate_model(settings.model_dir, settings.model_path, settings.architecture)
         model = load_model(source.manifest, source.weights, device, settings.trust)
-        predictor = Predictor(model, source.manifest, device, source.weights, threads)
+        name, version = model_identity(settings.model_dir, source.manifest)
+        predictor = Predictor(model, source.manifest, device, source.weights, threads, name, version)
         warm_up_s = warm_up(predictor)
     except ModelFolderError as err:
         raise ModelFolderError(f"{err}\n{doctor_hint(settings.model_dir)}") from err
     logger.info(
-        "model ready: %s (%s, architecture %s), device %s, %d torch thread(s), warm-up %.1f ms, start-up %.2f s",
+        "model ready: %s version %s from %s (%s, architecture %s), device %s, %d torch thread(s), "
+        "warm-up %.1f ms, start-up %.2f s",
+        name,
+        version,
         source.weights,
         "with manifest" if source.has_manifest else "no manifest: default config",
         source.manifest.architecture,

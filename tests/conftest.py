@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from azureml_inference_server_http.server import config as server_config
+from azureml_inference_server_http.server.create_app import create
 
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
@@ -64,3 +67,16 @@ def served(trained_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     model_dir = lay_out_like_azure(trained_folder, tmp_path_factory.mktemp("azureml-models"))
     with InferenceServer(model_dir, workers=2) as server:
         yield server
+
+
+def scoring_app_client(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str):
+    """The inference server's own Flask app for score.py on ``model_dir`` (runs init()), as in a worker."""
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = server_config.config
+    monkeypatch.setattr(config, "app_root", str(REPO_ROOT))
+    monkeypatch.setattr(config, "entry_script", "score.py")
+    monkeypatch.setattr(config, "azureml_model_dir", str(model_dir))
+    monkeypatch.setattr(builtins, "print", builtins.print)  # the server redirects print(); undo afterwards
+    return create().test_client()

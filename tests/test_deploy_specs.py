@@ -12,7 +12,7 @@ from azure.ai.ml import load_model, load_online_deployment, load_online_endpoint
 from conftest import REPO_ROOT, SAMPLE_REQUEST
 
 from model_arch.digits_cnn import INPUT_SPEC
-from serving.inputs import parse_request
+from serving.protocols import JSON, decode
 from serving.settings import Settings
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -65,7 +65,7 @@ def test_deployment_concurrency_and_timeouts_agree_with_the_workers(deployment) 
 
 
 def test_sample_request_is_valid_for_the_demo_model() -> None:
-    batch = parse_request(SAMPLE_REQUEST.read_bytes(), INPUT_SPEC, max_rows=1024)
+    batch = decode(SAMPLE_REQUEST.read_bytes(), JSON, INPUT_SPEC, max_rows=1024).batch
 
     assert batch.shape == (len(json.loads(SAMPLE_REQUEST.read_text())["data"]), 1, 8, 8)
 

@@ -11,7 +11,7 @@ import torch
 from harness.layout import lay_out_like_azure
 from model_arch.digits_cnn import DigitsCNN
 from model_arch.model_folder import WEIGHTS_NAME, ModelFolderError
-from serving.locate import LISTING_LIMIT, ModelNotFoundError, is_weights_file, locate_model
+from serving.locate import LISTING_LIMIT, ModelNotFoundError, is_weights_file, locate_model, model_identity
 
 ARCH = "digits_cnn"
 
@@ -170,3 +170,10 @@ def test_hidden_folders_and_depth_are_not_searched(trained_folder: Path, tmp_pat
 
     with pytest.raises(ModelNotFoundError, match="No model found"):
         locate_model(str(tmp_path), None, ARCH)
+
+
+def test_model_identity_comes_from_the_azure_layout(azure_model_dir: Path) -> None:
+    manifest = locate_model(str(azure_model_dir), None, ARCH).manifest
+
+    assert model_identity(str(azure_model_dir), manifest) == ("digits-cnn", "1")
+    assert model_identity("/somewhere/else", manifest) == ("digits_cnn", manifest.weights_sha256[:12])

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from conftest import REPO_ROOT, SAMPLE_LABELS
 
@@ -39,26 +40,42 @@ def run_curl(command: str, server: InferenceServer) -> dict:
 
 
 def test_the_readme_has_the_examples_this_file_checks() -> None:
-    examples = curl_examples()
+    commands = [command for command, _ in curl_examples()]
 
-    assert len(examples) == 3
-    assert "deploy/sample-request.json" in examples[0][0]
-
-
-def test_the_quick_start_curl_scores_the_sample_request(served: InferenceServer) -> None:
-    command, _ = curl_examples()[0]
-
-    assert run_curl(command, served)["predictions"] == SAMPLE_LABELS
+    assert len(commands) == 6
+    assert "deploy/sample-request.json" in commands[0]
+    assert '"input_data"' in commands[2] and '"inputs"' in commands[3] and "application/x-npy" in commands[4]
 
 
-def test_the_nested_rows_curl_is_answered(served: InferenceServer) -> None:
-    command, _ = curl_examples()[1]
+@pytest.mark.parametrize(
+    ("index", "predictions"),
+    [(0, SAMPLE_LABELS), (1, [0]), (2, [0]), (4, SAMPLE_LABELS)],
+    ids=["quick-start", "data-nested", "input-data", "npy"],
+)
+def test_each_format_example_is_answered(served: InferenceServer, index: int, predictions: list[int]) -> None:
+    command, _ = curl_examples()[index]
 
-    assert run_curl(command, served)["predictions"] == [0]  # digits.images[0] is a zero
+    assert run_curl(command, served)["predictions"] == predictions  # digits.images[0] is a zero
+
+
+def test_the_v2_example_is_answered_in_v2_shape(served: InferenceServer) -> None:
+    command, _ = curl_examples()[3]
+
+    answer = run_curl(command, served)
+
+    assert (answer["id"], answer["model_name"], answer["model_version"]) == ("req-1", "digits-cnn", "1")
+    predictions = next(o for o in answer["outputs"] if o["name"] == "predictions")
+    assert predictions["data"] == [0]
 
 
 def test_the_error_curl_answers_exactly_what_the_readme_shows(served: InferenceServer) -> None:
-    command, documented = curl_examples()[2]
+    command, documented = curl_examples()[5]
 
     assert documented is not None
     assert run_curl(command, served) == json.loads(documented)
+
+
+def test_the_npy_sample_holds_the_json_sample() -> None:
+    rows = json.loads((REPO_ROOT / "deploy" / "sample-request.json").read_text())["data"]
+
+    assert np.array_equal(np.load(REPO_ROOT / "deploy" / "sample-request.npy"), np.asarray(rows, dtype=np.float32))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from azureml_inference_server_http.server import config as server_config
-from azureml_inference_server_http.server.create_app import create
-from conftest import REPO_ROOT, SAMPLE_LABELS, SAMPLE_REQUEST
+from conftest import SAMPLE_LABELS, SAMPLE_REQUEST, scoring_app_client
 from model_files import PAYLOAD_MARKER, REFUSED, build_case
 
 from model_arch.digits_cnn import DigitsCNN
@@ -21,19 +18,7 @@ ROW = [0] * 64
 @pytest.fixture
 def make_client(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     """Build the server's app for score.py on a model dir (runs init()), as azmlinfsrv would in a worker."""
-
-    def make(model_dir: Path, **env: str):
-        monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        config = server_config.config
-        monkeypatch.setattr(config, "app_root", str(REPO_ROOT))
-        monkeypatch.setattr(config, "entry_script", "score.py")
-        monkeypatch.setattr(config, "azureml_model_dir", str(model_dir))
-        monkeypatch.setattr(builtins, "print", builtins.print)  # the server redirects print(); undo afterwards
-        return create().test_client()
-
-    return make
+    return lambda model_dir, **env: scoring_app_client(monkeypatch, model_dir, **env)
 
 
 def test_sample_request_is_answered_with_predictions_and_probabilities(make_client, azure_model_dir: Path) -> None:
@@ -43,6 +28,7 @@ def test_sample_request_is_answered_with_predictions_and_probabilities(make_clie
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
+    assert (response.headers["x-model-name"], response.headers["x-model-version"]) == ("digits-cnn", "1")
     answer = response.get_json()
     assert answer["predictions"] == SAMPLE_LABELS
     assert len(answer["probabilities"]) == 2
@@ -76,7 +62,7 @@ def test_nested_rows_are_answered_like_flat_rows(make_client, azure_model_dir: P
     ("body", "content_type", "status", "code", "fragment"),
     [
         (b"not json", "application/json", 400, "invalid_json", "not valid JSON"),
-        (b"data=1", "application/x-www-form-urlencoded", 400, "invalid_json", "not valid JSON"),
+        (b"data=1", "application/x-www-form-urlencoded", 415, "unsupported_content_type", "curl -d"),
         (json.dumps({"rows": [ROW]}).encode(), "application/json", 400, "missing_data", '"data" field'),
         (json.dumps({"data": [ROW[:10]]}).encode(), "application/json", 422, "wrong_row_shape", "64 numbers"),
         (
@@ -122,7 +108,9 @@ def test_get_score_describes_the_model_and_the_contract(make_client, azure_model
 
     assert response.status_code == 200
     info = response.get_json()
-    assert info["architecture"] == "digits_cnn"
+    assert (info["name"], info["version"], info["architecture"]) == ("digits-cnn", "1", "digits_cnn")
+    assert info["request"]["content_types"] == ["application/json", "application/x-npy"]
+    assert info["request"]["max_body_bytes"] == 1_500_000
     assert info["input"]["shape"] == [1, 8, 8]
     assert info["output"]["labels"] == list(range(10))
     assert info["request"]["max_batch_rows"] == 1024

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from bad_requests import cases
 from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
 
 from harness.client import post_json, request
@@ -41,6 +42,38 @@ def test_the_real_server_answers_mistakes_with_json_4xx_and_keeps_serving(served
         reply = request(served.url + "/score", body, method="POST")
         assert (reply.status, reply.json()["code"]) == (status, code)
 
+    assert post_json(served.url + "/score", json.loads(SAMPLE_REQUEST.read_text())).status == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status", "code", "fragment"),
+    [case[1:] for case in cases() if case[4] != "batch_too_large"],  # the server's limit is 1024, not 4
+    ids=[case[0] for case in cases() if case[4] != "batch_too_large"],
+)
+def test_every_malformed_request_gets_its_4xx_and_the_next_request_is_answered(
+    served: InferenceServer, raw: bytes, content_type: str, status: int, code: str, fragment: str
+) -> None:
+    bad = request(served.url + "/score", raw, method="POST", content_type=content_type)
+    good = request(served.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
+
+    assert (bad.status, bad.json()["code"]) == (status, code)
+    assert fragment in bad.json()["message"]
+    assert bad.headers["x-request-id"] and bad.headers["x-model-version"]
+    assert (good.status, good.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+def test_limits_are_enforced_by_the_real_server(served: InferenceServer) -> None:
+    too_many_rows = {"data": [[0] * 64] * 1025}
+    too_many_bytes = b'{"data": [[' + b"0, " * 600_000 + b"0]]}"
+
+    rows_reply = post_json(served.url + "/score", too_many_rows)
+    bytes_reply = request(served.url + "/score", too_many_bytes, method="POST")
+    put_reply = request(served.url + "/score", b"{}", method="PUT")
+
+    assert (rows_reply.status, rows_reply.json()["code"]) == (413, "batch_too_large")
+    assert (bytes_reply.status, bytes_reply.json()["code"]) == (413, "body_too_large")
+    assert "at most 1500000 (MAX_BODY_BYTES)" in bytes_reply.json()["message"]
+    assert put_reply.status == 405  # answered by the server itself, before score.py
     assert post_json(served.url + "/score", json.loads(SAMPLE_REQUEST.read_text())).status == 200
 
 

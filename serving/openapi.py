@@ -1,0 +1,282 @@
+"""OpenAPI descriptions of the endpoint, generated from the model's input and output specs.
+
+The inference server serves ``swagger2.json``, ``swagger3.json`` and ``swagger3.1.json`` from the app root
+(``AML_APP_ROOT``, the code folder) as ``GET /swagger.json?version=2|3|3.1``. ``python -m serving.openapi``
+(``make openapi``) writes them for the architecture named by ``MODEL_ARCHITECTURE`` (default: the demo), and
+``tests/test_openapi.py`` fails when the committed files drift from what this module generates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from model_arch.registry import DEFAULT_ARCHITECTURE, get_architecture
+from model_arch.spec import InputSpec, OutputSpec
+from serving.protocols import NPY, V2_NUMERIC
+from serving.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FILES = {"2": "swagger2.json", "3": "swagger3.json", "3.1": "swagger3.1.json"}
+ERROR_CODES = {
+    "400": "The body is not what it claims to be (not JSON, not UTF-8, not .npy, no data field).",
+    "413": "Too many rows (MAX_BATCH_ROWS) or too many bytes (MAX_BODY_BYTES).",
+    "415": "A Content-Type other than application/json or application/x-npy.",
+    "422": "Well-formed, but wrong for this model: row shape, non-numbers, NaN or infinity, values out of range.",
+}
+
+
+def openapi_documents(architecture: str, settings: Settings) -> dict[str, dict[str, Any]]:
+    """The OpenAPI 2.0, 3.0 and 3.1 documents for a registered architecture, keyed by version."""
+    arch = get_architecture(architecture)
+    schemas = _schemas(arch.input_spec, arch.output_spec, settings.max_batch_rows)
+    title = f"{arch.name} scoring endpoint"
+    v3 = _openapi3(title, schemas, arch.input_spec)
+    v31 = copy.deepcopy(v3)
+    v31["openapi"] = "3.1.0"
+    return {"2": _swagger2(title, schemas, arch.input_spec), "3": v3, "3.1": v31}
+
+
+def write_documents(folder: Path, architecture: str, settings: Settings) -> list[Path]:
+    written = []
+    for version, document in openapi_documents(architecture, settings).items():
+        path = folder / FILES[version]
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, Any]:
+    number: dict[str, Any] = {"type": "number"}
+    if spec.minimum is not None:
+        number["minimum"] = spec.minimum
+    if spec.maximum is not None:
+        number["maximum"] = spec.maximum
+    row_forms = [_nested(shape, number) for shape in spec.accepted_row_shapes]
+    row = {"description": spec.describe_row(), "oneOf": row_forms} if len(row_forms) > 1 else row_forms[0]
+    rows = {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"$ref": "#/components/schemas/Row"}}
+    label_type = "integer" if all(isinstance(label, int) for label in output.labels) else "string"
+    labels = len(output.labels)
+    probabilities = {"type": "number", "minimum": 0, "maximum": 1}
+    tensor_out = {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": {"type": "string"},
+            "data": {"type": "array"},
+        },
+    }
+    return {
+        "Row": row,
+        "DataRequest": {"type": "object", "required": ["data"], "properties": {"data": rows}},
+        "InputDataRequest": {"type": "object", "required": ["input_data"], "properties": {"input_data": rows}},
+        "V2Request": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "shape", "datatype", "data"],
+                        "properties": {
+                            "name": {"type": "string", "example": spec.name},
+                            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                            "datatype": {"type": "string", "enum": list(V2_NUMERIC)},
+                            "data": {"type": "array", "items": number},
+                        },
+                    },
+                },
+            },
+        },
+        "Prediction": {
+            "type": "object",
+            "required": ["predictions", "probabilities"],
+            "properties": {
+                "predictions": {"type": "array", "items": {"type": label_type, "enum": list(output.labels)}},
+                "probabilities": {
+                    "type": "array",
+                    "items": {"type": "array", "minItems": labels, "maxItems": labels, "items": probabilities},
+                },
+            },
+        },
+        "V2Response": {
+            "type": "object",
+            "required": ["model_name", "model_version", "id", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {"type": "array", "items": tensor_out},
+            },
+        },
+        "ModelInfo": {
+            "type": "object",
+            "required": ["name", "version", "architecture", "input", "output", "request"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "architecture": {"type": "string"},
+                "input": {"type": "object"},
+                "output": {"type": "object"},
+                "request": {"type": "object"},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "description": "Stable, machine-readable: invalid_json, wrong_row_shape, ...",
+                },
+                "message": {"type": "string", "description": "What was received and what was expected."},
+            },
+        },
+    }
+
+
+def _nested(shape: tuple[int, ...], leaf: dict[str, Any]) -> dict[str, Any]:
+    schema = leaf
+    for size in reversed(shape):
+        schema = {"type": "array", "minItems": size, "maxItems": size, "items": schema}
+    return schema
+
+
+def _example(spec: InputSpec) -> dict[str, Any]:
+    return {"data": [[0] * spec.size]}
+
+
+def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str, Any]:
+    ref = "#/components/schemas/{}".format
+    errors = {
+        code: {"description": text, "content": {"application/json": {"schema": {"$ref": ref("Error")}}}}
+        for code, text in ERROR_CODES.items()
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": "1", "description": "Azure ML online endpoint, PyTorch scoring template."},
+        "paths": {
+            "/": {
+                "get": {
+                    "summary": "Liveness and readiness probe",
+                    "operationId": "health",
+                    "responses": {
+                        "200": {"description": "Healthy", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
+            "/score": {
+                "get": {
+                    "summary": "Describe the model and the request contract",
+                    "operationId": "describe",
+                    "responses": {
+                        "200": {
+                            "description": "Model metadata",
+                            "content": {"application/json": {"schema": {"$ref": ref("ModelInfo")}}},
+                        }
+                    },
+                },
+                "post": {
+                    "summary": "Score a batch of rows",
+                    "operationId": "score",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": ref("DataRequest")},
+                                        {"$ref": ref("InputDataRequest")},
+                                        {"$ref": ref("V2Request")},
+                                    ]
+                                },
+                                "example": _example(spec),
+                            },
+                            NPY: {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "One prediction per row (V2 requests get a V2 response)",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"oneOf": [{"$ref": ref("Prediction")}, {"$ref": ref("V2Response")}]}
+                                }
+                            },
+                        },
+                        **errors,
+                    },
+                },
+            },
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str, Any]:
+    text = json.dumps(schemas).replace("#/components/schemas/", "#/definitions/")
+    definitions = json.loads(text)
+    for schema in definitions.values():  # Swagger 2.0 has no oneOf: describe a row by its flat form
+        if "oneOf" in schema:
+            schema.update(schema.pop("oneOf")[0])
+    ref = "#/definitions/{}".format
+    errors = {code: {"description": text, "schema": {"$ref": ref("Error")}} for code, text in ERROR_CODES.items()}
+    return {
+        "swagger": "2.0",
+        "info": {"title": title, "version": "1", "description": "Azure ML online endpoint, PyTorch scoring template."},
+        "schemes": ["http", "https"],
+        "consumes": ["application/json"],  # a body schema is JSON; .npy is documented in the 3.x documents
+        "produces": ["application/json"],
+        "paths": {
+            "/score": {
+                "get": {
+                    "summary": "Describe the model and the request contract",
+                    "operationId": "describe",
+                    "responses": {"200": {"description": "Model metadata", "schema": {"$ref": ref("ModelInfo")}}},
+                },
+                "post": {
+                    "summary": 'Score a batch of rows: {"data": rows} ({"input_data": rows}, V2 and .npy also work)',
+                    "operationId": "score",
+                    "parameters": [
+                        {
+                            "name": "body",
+                            "in": "body",
+                            "required": True,
+                            "schema": {"$ref": ref("DataRequest")},
+                            "x-example": _example(spec),
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "One prediction per row", "schema": {"$ref": ref("Prediction")}},
+                        **errors,
+                    },
+                },
+            }
+        },
+        "definitions": definitions,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write swagger2.json, swagger3.json and swagger3.1.json.")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT, help="folder (default: the repository root)")
+    args = parser.parse_args(argv)
+    architecture = os.environ.get("MODEL_ARCHITECTURE") or DEFAULT_ARCHITECTURE
+    for path in write_documents(args.out, architecture, Settings.from_env()):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
