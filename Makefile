@@ -13,7 +13,7 @@ TORCH_INDEX_URL ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 MODEL := build/model
 
-.PHONY: help setup model serve smoke doctor openapi test lint format clean
+.PHONY: help setup model serve smoke loadtest doctor openapi test lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ serve: model ## Serve build/model with the real azmlinfsrv on 127.0.0.1:PORT (50
 
 smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running server and print the answer
 	$(BIN)/python -m harness.smoke --url http://127.0.0.1:$(PORT)/score
+
+loadtest: model ## Drive a fresh 2-worker server with 16 clients, check every answer (bounded: 4000 requests, 60 s)
+	$(BIN)/python -m harness.loadtest --model $(MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60
 
 doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make doctor MODEL_DIR=path (default build/model)
 	$(BIN)/python -m serving.doctor $(or $(MODEL_DIR),$(MODEL))

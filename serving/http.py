@@ -1,15 +1,18 @@
 """Answer one HTTP request to ``/score``: check the size, decode, predict, encode, with JSON errors for a
-client's mistakes.
+client's mistakes, and one structured log line.
 
 ``score.run()`` hands every request here (it is decorated with ``@rawhttp``, so this code sets the status
 codes). ``POST`` scores a batch in any format ``serving.protocols`` accepts; ``GET`` describes the model and
 the request contract. Every answer carries the request id (added by the server) and the model's name and
-version.
+version. Every ``POST`` logs one line ``score {json}`` with the request id, rows, status and the time spent
+parsing, in the model and rendering.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 
 import flask
@@ -27,16 +30,29 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
     """``request`` is the Flask request the inference server passes to a ``@rawhttp`` ``run()``."""
     if request.method == "GET":
         return json_response(200, describe(predictor, settings), predictor)
+    timer = _Timer()
+    record: dict[str, Any] = {"request_id": request_id(), "content_type": request.content_type}
     try:
         body = read_body(request, settings.max_body_bytes)
         decoded = protocols.decode(body, request.content_type, predictor.manifest.input, settings.max_batch_rows)
     except ClientError as err:
-        logger.info("rejected request %s: %d %s", request_id(), err.status, err.code)
+        record.update(status=err.status, code=err.code, parse_ms=timer.lap())
+        _log(record)
         return json_response(err.status, err.to_body(), predictor)
-    answer = protocols.encode(
-        predictor.predict(decoded.batch), decoded, predictor.name, predictor.version, request_id()
+    record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
+    try:
+        answer = predictor.predict(decoded.batch)
+    except Exception:  # a fault in the model: log it with the request id, let the server answer a bare 500
+        record.update(status=500, model_ms=timer.lap())
+        _log(record, logging.ERROR)
+        raise
+    record["model_ms"] = timer.lap()
+    response = json_response(
+        200, protocols.encode(answer, decoded, predictor.name, predictor.version, record["request_id"]), predictor
     )
-    return json_response(200, answer, predictor)
+    record.update(status=200, render_ms=timer.lap())
+    _log(record)
+    return response
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:
@@ -79,6 +95,22 @@ def request_id() -> str:
 def json_response(status: int, body: dict[str, Any], predictor: Predictor) -> AMLResponse:
     headers = {"x-model-name": predictor.name, "x-model-version": predictor.version}
     return AMLResponse(body, status, headers, json_str=True)
+
+
+def _log(record: dict[str, Any], level: int = logging.INFO) -> None:
+    logger.log(level, "score %s", json.dumps(record, separators=(",", ":")))
+
+
+class _Timer:
+    """Milliseconds since the previous lap, rounded for the log."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self._last = now - self._last, now
+        return round(elapsed * 1e3, 3)
 
 
 def _too_large(size: int, limit: int) -> ClientError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from model_arch import formats
 from model_arch.model_folder import ModelFolderError, load_model
 from serving import runtime
 from serving.locate import locate_model, model_identity
@@ -41,11 +42,12 @@ def load_predictor(settings: Settings) -> Predictor:
     except ModelFolderError as err:
         raise ModelFolderError(f"{err}\n{doctor_hint(settings.model_dir)}") from err
     logger.info(
-        "model ready: %s version %s from %s (%s, architecture %s), device %s, %d torch thread(s), "
+        "model ready: %s version %s from %s (%s, %s, architecture %s), device %s, %d torch thread(s), "
         "warm-up %.1f ms, start-up %.2f s",
         name,
         version,
         source.weights,
+        formats.DESCRIPTIONS[formats.detect_format(source.weights)],
         "with manifest" if source.has_manifest else "no manifest: default config",
         source.manifest.architecture,
         device,

@@ -30,7 +30,16 @@ def test_the_real_server_echoes_the_callers_request_id_and_logs_it(served: Infer
 
     assert good.headers["x-request-id"] == "trace-42"
     assert bad.headers["x-request-id"] == "trace-43"
-    assert "rejected request trace-43: 400 missing_data" in served.log()
+    records = {r["request_id"]: r for r in score_records(served.log())}
+    assert records["trace-42"]["status"] == 200 and records["trace-42"]["rows"] == 2
+    assert records["trace-42"]["protocol"] == "data"
+    assert {"parse_ms", "model_ms", "render_ms"} <= set(records["trace-42"])
+    assert (records["trace-43"]["status"], records["trace-43"]["code"]) == (400, "missing_data")
+
+
+def score_records(log: str) -> list[dict]:
+    """The structured per-request lines ("... serving.http - score {json}") in a server log."""
+    return [json.loads(line.split(" - score ", 1)[1]) for line in log.splitlines() if " - score {" in line]
 
 
 def test_the_real_server_answers_mistakes_with_json_4xx_and_keeps_serving(served: InferenceServer) -> None:

@@ -42,7 +42,7 @@ def test_every_loadable_format_answers_correctly_on_the_real_server(
     np.testing.assert_allclose(np.asarray(reply.json()["probabilities"]), expected_probabilities, atol=tolerance)
 
 
-@pytest.mark.parametrize("name", ["booby-trapped-pickle", "torchscript"])
+@pytest.mark.parametrize("name", ["booby-trapped-pickle", "torchscript", "truncated", "other-architecture"])
 def test_refused_files_stop_the_real_server_naming_cause_and_fix(name: str, trained_model, tmp_path: Path) -> None:
     case = next(c for c in REFUSED if c.name == name)
     model_dir, env = build_case(case, trained_model, tmp_path)

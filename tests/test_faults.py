@@ -1,0 +1,144 @@
+"""Faults on a real server: a killed worker, a model past the scoring timeout, a model that raises, a slow
+sender, the largest allowed request. The service keeps answering, and answers right."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
+
+from harness.client import post_json, request
+from harness.layout import lay_out_like_azure
+from harness.loadtest import make_jobs, run_load
+from harness.server import WORKER_READY, InferenceServer
+from model_arch.model_folder import read_manifest
+from tests.fault_models import FaultyDigits
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+SLEEP_ROW = [[8] * 64]  # FaultyDigits sleeps on a row of all 8s
+RAISE_ROW = [[16] * 64]  # and raises on a row of all 16s
+
+
+def worker_pids(server: InferenceServer) -> list[int]:
+    master = server.process.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+
+
+@pytest.fixture
+def faulty_model_dir(trained_model: torch.nn.Module, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """AZUREML_MODEL_DIR holding FaultyDigits saved whole, and the settings that trust it (and only it)."""
+    weights = tmp_path / "faulty" / "model.pt"
+    weights.parent.mkdir()
+    torch.save(FaultyDigits(copy.deepcopy(trained_model)), weights)
+    trusted = ",".join(torch.serialization.get_unsafe_globals_in_checkpoint(str(weights)))
+    model_dir = lay_out_like_azure(weights.parent, tmp_path / "azureml-models")
+    return model_dir, {"TRUSTED_PICKLE_GLOBALS": trusted}
+
+
+def test_a_killed_worker_is_replaced_and_answers_stay_right(trained_folder: Path, tmp_path: Path) -> None:
+    manifest = read_manifest(trained_folder)
+    jobs = make_jobs(manifest, trained_folder / manifest.weights_file, count=600, max_rows=4)
+    model_dir = lay_out_like_azure(trained_folder, tmp_path)
+
+    with InferenceServer(model_dir, workers=2) as server:
+        victim = worker_pids(server)[0]
+        killer = _after(0.3, lambda: os.kill(victim, signal.SIGKILL))
+        during = run_load(server.url + "/score", jobs[:400], clients=8, seconds=60)
+        killer.join()
+        _wait_for(lambda: server.log().count(WORKER_READY) >= 3 and len(worker_pids(server)) == 2, seconds=30)
+        assert victim not in worker_pids(server)  # gunicorn replaced it
+        after = run_load(server.url + "/score", jobs[400:], clients=8, seconds=60)
+
+    print(f"worker {victim} killed mid-load: {during.summary()}")
+    assert during.wrong_answers == 0  # failures are errors, never wrong answers
+    assert during.requests + during.connection_errors == 400
+    assert (after.errors, after.wrong_answers, after.requests) == (0, 0, 200)
+
+
+def test_a_model_past_the_scoring_timeout_gets_a_clear_5xx_and_the_worker_recovers(faulty_model_dir) -> None:
+    model_dir, env = faulty_model_dir
+
+    with InferenceServer(model_dir, env={**env, "SCORING_TIMEOUT_MS": "500"}) as server:
+        started = time.monotonic()
+        slow = post_json(server.url + "/score", {"data": SLEEP_ROW})
+        elapsed = time.monotonic() - started
+        normal = request(server.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
+
+    assert slow.status == 500
+    assert "Scoring timeout after 500 ms" in slow.json()["message"]
+    assert elapsed < 2.5  # cut off at the timeout, not after the model's 3 s sleep
+    assert (normal.status, normal.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+def test_a_model_that_raises_gets_a_bare_500_logged_with_its_request_id(faulty_model_dir) -> None:
+    model_dir, env = faulty_model_dir
+
+    with InferenceServer(model_dir, env=env) as server:
+        failed = post_json(server.url + "/score", {"data": RAISE_ROW}, headers={"x-request-id": "fault-1"})
+        normal = request(server.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
+        log = server.log()
+
+    assert failed.status == 500
+    assert "injected" not in failed.body.decode() and "Traceback" not in failed.body.decode()
+    assert failed.headers["x-request-id"] == "fault-1"
+    assert '"request_id":"fault-1"' in log and '"status":500' in log
+    assert "RuntimeError: injected fault" in log  # the traceback is in the log, not the answer
+    assert (normal.status, normal.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+def test_a_slow_sender_holds_one_worker_and_the_other_keeps_answering(served: InferenceServer) -> None:
+    body = SAMPLE_REQUEST.read_bytes()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as slow:
+        slow.sendall(
+            b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:20]
+        )
+        time.sleep(0.3)  # the sender stalls mid-body, holding one of the two workers
+        replies = [request(served.url + "/score", body, method="POST", timeout=10) for _ in range(5)]
+    # the sender hung up without finishing its body; the server carries on
+    after = request(served.url + "/score", body, method="POST")
+
+    assert [r.status for r in replies] == [200] * 5
+    assert (after.status, after.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+def test_memory_stays_bounded_for_the_largest_allowed_request(served: InferenceServer) -> None:
+    largest = {"data": [[16] * 64] * 1024}  # MAX_BATCH_ROWS rows of the longest values: about 200 kB of JSON
+    before = {pid: peak_rss_kib(pid) for pid in worker_pids(served)}
+
+    statuses = [post_json(served.url + "/score", largest).status for _ in range(20)]
+    growth_mib = {pid: (peak_rss_kib(pid) - kib) / 1024 for pid, kib in before.items()}
+
+    print(f"peak RSS growth per worker after 20 largest requests: {growth_mib} MiB; before {before} KiB")
+    assert statuses == [200] * 20
+    assert max(growth_mib.values()) < 64
+
+
+def _after(delay: float, action) -> threading.Timer:
+    thread = threading.Timer(delay, action)
+    thread.start()
+    return thread
+
+
+def _wait_for(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {seconds} s")
