@@ -13,7 +13,7 @@ TORCH_INDEX_URL ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 MODEL := build/model
 
-.PHONY: help setup model serve smoke loadtest doctor openapi test lint format clean
+.PHONY: help setup model serve smoke loadtest bench doctor openapi test lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running serv
 
 loadtest: model ## Drive a fresh 2-worker server with 16 clients, check every answer (bounded: 4000 requests, 60 s)
 	$(BIN)/python -m harness.loadtest --model $(MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60
+
+bench: model ## Benchmark the template against the server's ceiling and the sample-style script (a few minutes)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "wrk not installed: falling back to a slower Python load generator"
+	$(BIN)/python -m bench.run
 
 doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make doctor MODEL_DIR=path (default build/model)
 	$(BIN)/python -m serving.doctor $(or $(MODEL_DIR),$(MODEL))

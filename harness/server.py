@@ -44,14 +44,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_command(model_dir: Path, port: int, workers: int) -> list[str]:
+def server_command(model_dir: Path, port: int, workers: int, entry_script: str = ENTRY_SCRIPT) -> list[str]:
     """The ``azmlinfsrv`` command line, using the one installed beside this Python."""
     executable = Path(sys.executable).with_name("azmlinfsrv")
     launcher = [str(executable)] if executable.exists() else [sys.executable, "-m", "azureml_inference_server_http"]
     return [
         *launcher,
         "--entry_script",
-        ENTRY_SCRIPT,
+        entry_script,
         "--model_dir",
         str(model_dir),
         "--port",
@@ -90,12 +90,17 @@ class InferenceServer:
         port: int | None = None,
         workers: int = 1,
         env: Mapping[str, str] | None = None,
+        entry_script: str = ENTRY_SCRIPT,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.entry_script = entry_script  # relative to the repository root (the app root)
         self.port = port or free_port()
         self.workers = workers
         self.env = server_env(workers, env)
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_at: float | None = None  # time.monotonic() at launch
+        self.first_answer_s: float | None = None  # launch to the first 200 on GET /
+        self.all_ready_s: float | None = None  # launch to every worker having finished init()
         self._log = tempfile.NamedTemporaryFile(prefix="azmlinfsrv-", suffix=".log", delete=False)  # noqa: SIM115
         self._final_log: str | None = None  # kept once the process is gone and the file removed
 
@@ -110,8 +115,9 @@ class InferenceServer:
             ServerExitedError: the process ended first (for example because ``init()`` failed).
             TimeoutError: it neither answered nor ended within ``timeout`` seconds (it is stopped).
         """
+        self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            server_command(self.model_dir, self.port, self.workers),
+            server_command(self.model_dir, self.port, self.workers, self.entry_script),
             cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -119,14 +125,18 @@ class InferenceServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the workers can be reaped with the master
         )
-        deadline = time.monotonic() + timeout
+        deadline = self.started_at + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()
                 raise ServerExitedError(self.process.returncode, self.log())
-            if self.log().count(WORKER_READY) >= self.workers and self._healthy():
+            healthy = self._healthy()
+            if healthy and self.first_answer_s is None:
+                self.first_answer_s = time.monotonic() - self.started_at
+            if healthy and self.log().count(WORKER_READY) >= self.workers:
+                self.all_ready_s = time.monotonic() - self.started_at
                 return self
-            time.sleep(0.1)
+            time.sleep(0.02)
         self.stop()
         raise TimeoutError(f"azmlinfsrv did not answer on {self.url} within {timeout} s; log:\n{self.log()[-4000:]}")
 

@@ -4,18 +4,20 @@ client's mistakes, and one structured log line.
 ``score.run()`` hands every request here (it is decorated with ``@rawhttp``, so this code sets the status
 codes). ``POST`` scores a batch in any format ``serving.protocols`` accepts; ``GET`` describes the model and
 the request contract. Every answer carries the request id (added by the server) and the model's name and
-version. Every ``POST`` logs one line ``score {json}`` with the request id, rows, status and the time spent
-parsing, in the model and rendering.
+version. ``Accept: application/x-npy`` gets the probabilities as .npy instead of JSON. Every ``POST`` logs one
+line ``score {json}`` with the request id, rows, status and the time spent parsing, in the model and rendering.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
 from typing import Any
 
 import flask
+import numpy as np
 from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from serving import protocols
@@ -40,16 +42,19 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
         _log(record)
         return json_response(err.status, err.to_body(), predictor)
     record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
+    binary = protocols.NPY in (request.headers.get("Accept") or "")
     try:
-        answer = predictor.predict(decoded.batch)
+        answer = predictor.probabilities(decoded.batch) if binary else predictor.predict(decoded.batch)
     except Exception:  # a fault in the model: log it with the request id, let the server answer a bare 500
         record.update(status=500, model_ms=timer.lap())
         _log(record, logging.ERROR)
         raise
     record["model_ms"] = timer.lap()
-    response = json_response(
-        200, protocols.encode(answer, decoded, predictor.name, predictor.version, record["request_id"]), predictor
-    )
+    if binary:
+        response = npy_response(answer, predictor)
+    else:
+        encoded = protocols.encode(answer, decoded, predictor.name, predictor.version, record["request_id"])
+        response = json_response(200, encoded, predictor)
     record.update(status=200, render_ms=timer.lap())
     _log(record)
     return response
@@ -58,16 +63,23 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
 def read_body(request: flask.Request, limit: int) -> bytes:
     """The request body, refused before it is read when it declares more than ``limit`` bytes.
 
+    A body without Content-Length (chunked) is read in 64 KiB pieces, no further than ``limit``.
+
     Raises:
         ClientError: 413 when the body is (or turns out to be) larger than ``limit``.
     """
     declared = request.content_length
-    if declared is not None and declared > limit:
-        raise _too_large(declared, limit)
-    body = request.stream.read(limit + 1)  # a body without Content-Length is read no further than this
-    if len(body) > limit:
-        raise _too_large(len(body), limit)
-    return body
+    if declared is not None:
+        if declared > limit:
+            raise _too_large(declared, limit)
+        return request.get_data(cache=False)
+    pieces, size = [], 0
+    while piece := request.stream.read(64 * 1024):
+        size += len(piece)
+        if size > limit:
+            raise _too_large(size, limit)
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
@@ -93,8 +105,19 @@ def request_id() -> str:
 
 
 def json_response(status: int, body: dict[str, Any], predictor: Predictor) -> AMLResponse:
-    headers = {"x-model-name": predictor.name, "x-model-version": predictor.version}
-    return AMLResponse(body, status, headers, json_str=True)
+    return AMLResponse(body, status, _model_headers(predictor), json_str=True)
+
+
+def npy_response(probabilities: np.ndarray, predictor: Predictor) -> AMLResponse:
+    """The binary answer to ``Accept: application/x-npy``: float32 probabilities shaped ``(rows, labels)``, in
+    the label order ``GET /score`` lists; no JSON to render, the fast path out for large batches."""
+    buffer = io.BytesIO()
+    np.save(buffer, probabilities, allow_pickle=False)
+    return AMLResponse(buffer.getvalue(), 200, {**_model_headers(predictor), "Content-Type": protocols.NPY})
+
+
+def _model_headers(predictor: Predictor) -> dict[str, str]:
+    return {"x-model-name": predictor.name, "x-model-version": predictor.version}
 
 
 def _log(record: dict[str, Any], level: int = logging.INFO) -> None:

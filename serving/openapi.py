@@ -208,11 +208,13 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                     },
                     "responses": {
                         "200": {
-                            "description": "One prediction per row (V2 requests get a V2 response)",
+                            "description": "One prediction per row (V2 requests get a V2 response; "
+                            "Accept: application/x-npy gets float32 probabilities shaped (rows, labels) as .npy)",
                             "content": {
                                 "application/json": {
                                     "schema": {"oneOf": [{"$ref": ref("Prediction")}, {"$ref": ref("V2Response")}]}
-                                }
+                                },
+                                NPY: {"schema": {"type": "string", "format": "binary"}},
                             },
                         },
                         **errors,

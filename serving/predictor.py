@@ -16,10 +16,16 @@ from torch import nn
 
 from model_arch.model_folder import Manifest
 
+PROBABILITY_DECIMALS = 7
+
 
 @dataclass
 class Predictor:
-    """A model in eval mode on its device, and the manifest that says what goes in and comes out."""
+    """A model in eval mode on its device, and the manifest that says what goes in and comes out.
+
+    ``chunk_rows`` bounds the rows of one forward pass (memory stays flat for large requests);
+    ``channels_last`` feeds image-shaped input in the memory layout CPU convolutions are fastest with.
+    """
 
     model: nn.Module
     manifest: Manifest
@@ -28,27 +34,42 @@ class Predictor:
     threads: int
     name: str = "model"
     version: str = "local"
+    chunk_rows: int = 256
+    channels_last: bool = False
 
     def predict(self, batch: np.ndarray) -> dict[str, list[Any]]:
         """Model input ``(batch, *input.shape)`` float32 -> ``{"predictions": [label, ...],
         "probabilities": [[p per label], ...]}``, plain lists ready for JSON."""
-        with torch.inference_mode():
-            logits = self.model(torch.from_numpy(batch).to(self.device))
-            probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        probabilities = self.probabilities(batch)
         labels = self.manifest.output.labels
         return {
             "predictions": [labels[i] for i in probabilities.argmax(axis=1).tolist()],
-            "probabilities": probabilities.tolist(),
+            # float32 carries about 7 significant digits; rounding to 7 decimals halves the JSON rendering time
+            # (measured 1.34 -> 0.68 ms for 256 rows) and moves no value by more than 5e-8.
+            "probabilities": np.round(probabilities.astype(np.float64), PROBABILITY_DECIMALS).tolist(),
         }
 
-    def warm_up(self, batch_sizes: tuple[int, ...] = (1, 2)) -> float:
-        """Inference on batches of zeros, so the first client does not pay for lazy initialisation, and a
-        model that only takes one batch size (a static export) fails here instead of on a request.
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Model input -> ``(rows, labels)`` float32 probabilities, in chunks of ``chunk_rows``."""
+        if not batch.flags.writeable:  # a view of a request body (.npy): torch wants memory it may own
+            batch = batch.copy()
+        step = self.chunk_rows
+        with torch.inference_mode():
+            chunks = [self._probabilities(batch[i : i + step]) for i in range(0, len(batch), step)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
-        Returns the seconds it took.
-        """
+    def _probabilities(self, chunk: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(chunk).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return torch.softmax(self.model(x).float(), dim=1).cpu().numpy()
+
+    def warm_up(self) -> float:
+        """Inference on batches of zeros at every power of two up to ``chunk_rows`` (and 2, always), so no
+        client pays for a first-time shape, and a model that only takes one batch size (a static export)
+        fails here instead of on a request. Returns the seconds it took."""
         started = time.perf_counter()
-        for rows in batch_sizes:
+        for rows in warm_up_sizes(self.chunk_rows):
             self.predict(np.zeros((rows, *self.manifest.input.shape), dtype=np.float32))
         return time.perf_counter() - started
 
@@ -65,3 +86,11 @@ class Predictor:
             "torch_version": self.manifest.torch_version,
             "device": str(self.device),
         }
+
+
+def warm_up_sizes(chunk_rows: int) -> list[int]:
+    """1, 2, 4, ... up to ``chunk_rows``, and ``chunk_rows`` itself: the batch shapes a forward pass sees."""
+    sizes = [1, 2]
+    while sizes[-1] * 2 < chunk_rows:
+        sizes.append(sizes[-1] * 2)
+    return sorted({*sizes, chunk_rows})

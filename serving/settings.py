@@ -35,6 +35,9 @@ class Settings:
         max_batch_rows: ``MAX_BATCH_ROWS``, the most rows one request may carry.
         max_body_bytes: ``MAX_BODY_BYTES``, the largest request body, checked before it is read; the default
             stays under the payload size the endpoint gateway handles well (about 1.5 MB).
+        chunk_rows: ``CHUNK_ROWS``, the most rows in one forward pass; larger requests run in chunks.
+        channels_last: ``CHANNELS_LAST``: ``auto`` (on for image input, shaped (channels, height, width)),
+            ``on`` or ``off``.
         allow_code_formats: ``ALLOW_CODE_FORMATS``, comma-separated formats that carry code and may load
             (``torchscript``, ``torch_export``); empty by default.
         trusted_pickle_globals: ``TRUSTED_PICKLE_GLOBALS``, comma-separated ``module.Class`` names the safe
@@ -49,6 +52,8 @@ class Settings:
     threads: int | None = None
     max_batch_rows: int = 1024
     max_body_bytes: int = 1_500_000
+    chunk_rows: int = 256
+    channels_last: str = "auto"
     allow_code_formats: frozenset[str] = frozenset()
     trusted_pickle_globals: tuple[str, ...] = ()
 
@@ -60,21 +65,35 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        device = env.get("SERVING_DEVICE", "auto").strip().lower()
-        if device not in ("auto", "cpu", "cuda"):
-            raise SettingsError(f"SERVING_DEVICE is {device!r}; expected one of 'auto', 'cpu', 'cuda'")
+        if env.get("WORKER_PRELOAD", "").strip().lower() == "true":
+            raise SettingsError(
+                "WORKER_PRELOAD=true runs init() in the server's master process before it forks the workers, and "
+                "torch does not survive that fork: measured with this template, every worker hung on its first "
+                "request. Unset WORKER_PRELOAD; each worker loads the model itself (about 280 MiB RSS per worker "
+                "for the demo model, most of it torch)."
+            )
         return cls(
             model_dir=env.get("AZUREML_MODEL_DIR") or None,
             model_path=env.get("MODEL_PATH") or None,
             architecture=env.get("MODEL_ARCHITECTURE") or DEFAULT_ARCHITECTURE,
-            device=device,
+            device=_choice(env, "SERVING_DEVICE", ("auto", "cpu", "cuda")),
             worker_count=_positive_int(env, "WORKER_COUNT", 1),
             threads=_positive_int(env, "TORCH_NUM_THREADS", None),
             max_batch_rows=_positive_int(env, "MAX_BATCH_ROWS", 1024),
             max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", 1_500_000),
+            chunk_rows=_positive_int(env, "CHUNK_ROWS", 256),
+            channels_last=_choice(env, "CHANNELS_LAST", ("auto", "on", "off")),
             allow_code_formats=frozenset(_names(env, "ALLOW_CODE_FORMATS", allowed=CODE_FORMATS)),
             trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (case-insensitive); the first is the default."""
+    value = env.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise SettingsError(f"{name} is {value!r}; expected one of {', '.join(repr(a) for a in allowed)}")
+    return value
 
 
 def _names(env: Mapping[str, str], name: str, allowed: tuple[str, ...] | None = None) -> list[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SAMPLE_LABELS, SAMPLE_REQUEST, scoring_app_client
 from model_files import PAYLOAD_MARKER, REFUSED, build_case
@@ -142,3 +144,20 @@ def test_a_booby_trapped_pickle_never_runs_when_init_refuses_it(
 
     assert caught.value.code == 3
     assert not (model_dir.parent / PAYLOAD_MARKER).exists()
+
+
+def test_accept_npy_gets_the_probabilities_as_npy(make_client, azure_model_dir: Path) -> None:
+    client = make_client(azure_model_dir)
+    sample = SAMPLE_REQUEST.read_bytes()
+
+    binary = client.post(
+        "/score", data=sample, content_type="application/json", headers={"Accept": "application/x-npy"}
+    )
+    as_json = client.post("/score", data=sample, content_type="application/json").get_json()
+
+    assert binary.status_code == 200
+    assert binary.headers["Content-Type"] == "application/x-npy"
+    probabilities = np.load(io.BytesIO(binary.get_data()), allow_pickle=False)
+    assert probabilities.dtype == np.float32 and probabilities.shape == (2, 10)
+    assert probabilities.argmax(axis=1).tolist() == as_json["predictions"] == SAMPLE_LABELS
+    np.testing.assert_allclose(probabilities, as_json["probabilities"], atol=1e-7)

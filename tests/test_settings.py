@@ -42,6 +42,8 @@ def test_settings_read_every_variable() -> None:
         ("WORKER_COUNT", "two", "WORKER_COUNT is 'two'; expected a whole number of at least 1"),
         ("TORCH_NUM_THREADS", "0", "TORCH_NUM_THREADS is '0'"),
         ("MAX_BATCH_ROWS", "-5", "MAX_BATCH_ROWS is '-5'"),
+        ("CHUNK_ROWS", "many", "CHUNK_ROWS is 'many'"),
+        ("CHANNELS_LAST", "yes", "CHANNELS_LAST is 'yes'; expected one of 'auto', 'on', 'off'"),
     ],
 )
 def test_settings_reject_unusable_values(name: str, value: str, fragment: str) -> None:
@@ -49,3 +51,10 @@ def test_settings_reject_unusable_values(name: str, value: str, fragment: str) -
         Settings.from_env({name: value})
 
     assert fragment in str(caught.value)
+
+
+def test_worker_preload_is_refused_with_the_reason() -> None:
+    with pytest.raises(SettingsError, match="WORKER_PRELOAD=true runs init\\(\\) in the server's master process"):
+        Settings.from_env({"WORKER_PRELOAD": "true"})
+
+    assert Settings.from_env({"WORKER_PRELOAD": "false"}).worker_count == 1

@@ -1,0 +1,457 @@
+"""``python -m bench.run`` (``make bench``): the template against the server's ceiling and the sample style.
+
+In one run, back to back on the same machine, real ``azmlinfsrv`` servers on loopback serve:
+
+(a) ``bench/noop_score.py``, a script that does nothing: the server's own ceiling;
+(b) ``bench/sample_style_score.py``, the public samples' style: the "before" exhibit;
+(c) ``score.py``, the template.
+
+Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per request as JSON and as .npy
+(the .npy load also asks for a .npy answer).
+Also the model's in-process forward time (the floor), cold start (launch to the first 200, and to every worker
+ready), and memory per worker (RSS and PSS).
+The key comparison (1 row, 2 workers, 8 clients) runs three times to show the noise. The load generator is
+``wrk`` when installed (``make bench`` installs it), else a slower threaded Python client, said in the report.
+Every server is stopped by its PID. Writes ``build/bench/results.json``, ``results.md`` and ``chart.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.layout import lay_out_like_azure
+from harness.server import REPO_ROOT, InferenceServer
+from model_arch.digits_cnn import DigitsCNN
+from model_arch.model_folder import load_model, read_manifest
+from serving.protocols import JSON, NPY, decode
+
+SERVERS = {  # name -> entry script
+    "noop": "bench/noop_score.py",
+    "sample": "bench/sample_style_score.py",
+    "template": "score.py",
+}
+KEY = ("1 row", 2, 8)  # (payload, workers, clients) of the comparison repeated to show the noise
+
+
+@dataclass
+class Run:
+    server: str
+    workers: int
+    payload: str
+    clients: int
+    rows_per_request: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    repeat: int = 0
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.requests_per_s * self.rows_per_request
+
+
+@dataclass
+class Results:
+    generator: str
+    seconds_per_run: float
+    runs: list[Run] = field(default_factory=list)
+    floor_ms: dict[str, float] = field(default_factory=dict)
+    cold_start_s: dict[str, dict[str, float]] = field(default_factory=dict)
+    memory_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+
+
+def write_payloads(folder: Path) -> dict[str, tuple[Path, str, int]]:
+    """name -> (file, content type, rows): one row and 256 rows of real digits, as JSON and as .npy."""
+    from model_arch.data import digits_split
+
+    rows = digits_split().x_test.astype(int)
+    payloads = {}
+    for name, count in (("1 row", 1), ("256 rows JSON", 256)):
+        path = folder / f"{count}-rows.json"
+        path.write_text(json.dumps({"data": rows[:count].tolist()}))
+        payloads[name] = (path, JSON, count)
+    buffer = io.BytesIO()
+    np.save(buffer, rows[:256].astype(np.float32))
+    npy = folder / "256-rows.npy"
+    npy.write_bytes(buffer.getvalue())
+    payloads["256 rows .npy"] = (npy, NPY, 256)
+    return payloads
+
+
+# ---------------------------------------------------------------------------------------------- load
+
+
+def run_wrk(url: str, body: Path, content_type: str, clients: int, seconds: float) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, errors) measured by wrk."""
+    script = body.with_suffix(body.suffix + ".lua")
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Content-Type"] = "{content_type}"\n'
+        f'wrk.headers["Accept"] = "{_accept(content_type)}"\n'
+        f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+    )
+    threads = min(clients, 2)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, flags=re.M))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())  # reads fail on every Connection: close; not errors
+    return rate, _ms(latency["50"]), _ms(latency["99"]), errors
+
+
+def run_python(
+    url: str, body: Path, content_type: str, clients: int, seconds: float
+) -> tuple[float, float, float, int]:
+    """The fallback generator: threads with urllib (much slower than wrk: the ceiling numbers show it)."""
+    data = body.read_bytes()
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            headers = {"Content-Type": content_type, "Accept": _accept(content_type)}
+            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    response.read()
+                    ok = response.status == 200
+            except OSError:
+                ok = False
+            with lock:
+                latencies.append((time.perf_counter() - started) * 1e3)
+                errors[0] += not ok
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), errors[0]
+
+
+def _accept(content_type: str) -> str:
+    """The .npy load asks for a .npy answer too: binary in, binary out, the template's fast path."""
+    return NPY if content_type == NPY else JSON
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+# ---------------------------------------------------------------------------------------------- measurements
+
+
+def forward_floor(model_folder: Path) -> dict[str, float]:
+    """Median in-process milliseconds, one thread: the model alone, and decoding 256 rows per format."""
+    torch.set_num_threads(1)
+    manifest = read_manifest(model_folder)
+    model = load_model(manifest, model_folder / manifest.weights_file, torch.device("cpu"))
+    fast = load_model(manifest, model_folder / manifest.weights_file, torch.device("cpu"))
+    fast = fast.to(memory_format=torch.channels_last)
+    rows = np.random.default_rng(0).integers(0, 17, (256, 64))
+    body_json = json.dumps({"data": rows.tolist()}).encode()
+    buffer = io.BytesIO()
+    np.save(buffer, rows.astype(np.float32))
+    floor = {}
+    with torch.inference_mode():
+        for count in (1, 256):
+            x = torch.from_numpy(manifest.input.preprocess(rows[:count]))
+            floor[f"forward {count} rows"] = _median_ms(lambda x=x: model(x))
+            x_cl = x.contiguous(memory_format=torch.channels_last)
+            floor[f"forward {count} rows, channels_last"] = _median_ms(lambda x=x_cl: fast(x))
+    floor["decode 256 rows JSON"] = _median_ms(lambda: decode(body_json, JSON, manifest.input, 1024))
+    floor["decode 256 rows .npy"] = _median_ms(lambda: decode(buffer.getvalue(), NPY, manifest.input, 1024))
+    return floor
+
+
+def _median_ms(action, repeats: int = 200) -> float:
+    action()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return round(float(np.median(times)) * 1e3, 4)
+
+
+def worker_memory_mib(server: InferenceServer) -> dict[str, float]:
+    """Mean RSS and PSS of the worker processes, and the master's RSS, in MiB."""
+    master = server.process.pid
+    workers = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
+    def rollup(pid: int, key: str) -> float:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        return int(re.search(rf"^{key}:\s+(\d+) kB", text, flags=re.M).group(1)) / 1024
+
+    return {
+        "worker RSS": round(float(np.mean([rollup(pid, "Rss") for pid in workers])), 1),
+        "worker PSS": round(float(np.mean([rollup(pid, "Pss") for pid in workers])), 1),
+        "master RSS": round(rollup(master, "Rss"), 1),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def prepare_model_dirs(model_folder: Path, root: Path) -> dict[str, Path]:
+    """AZUREML_MODEL_DIR for each server: the template's model folder; the sample's whole pickled model."""
+    template = lay_out_like_azure(model_folder, root / "template")
+    manifest = read_manifest(model_folder)
+    model = load_model(manifest, model_folder / manifest.weights_file, torch.device("cpu"))
+    assert isinstance(model, DigitsCNN)
+    sample = root / "sample" / "digits-cnn" / "1"
+    sample.mkdir(parents=True, exist_ok=True)
+    torch.save(model, sample / "model.pt")  # the samples' torch.save(model): what the template refuses by default
+    noop = root / "noop" / "digits-cnn" / "1"
+    noop.mkdir(parents=True, exist_ok=True)
+    return {"noop": noop, "sample": sample, "template": template}
+
+
+def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool) -> Results:
+    generator = run_wrk if shutil.which("wrk") else run_python
+    results = Results("wrk" if generator is run_wrk else "python threads (wrk not installed)", seconds)
+    out.mkdir(parents=True, exist_ok=True)
+    payloads = write_payloads(out)
+    model_dirs = prepare_model_dirs(model_folder, out / "models")
+    print(f"load generator: {results.generator}; {seconds:g} s per run", flush=True)
+    results.floor_ms = forward_floor(model_folder)
+
+    for name, entry_script in SERVERS.items():
+        for workers in (2,) if quick else (1, 2):
+            with InferenceServer(model_dirs[name], workers=workers, entry_script=entry_script) as server:
+                if workers == 2:
+                    results.cold_start_s[name] = {
+                        "first 200": round(server.first_answer_s, 2),
+                        "all workers ready": round(server.all_ready_s, 2),
+                    }
+                for payload, clients, repeat in _plan(name, workers, repeats, quick):
+                    body, content_type, rows = payloads[payload]
+                    rate, p50, p99, errors = generator(server.url + "/score", body, content_type, clients, seconds)
+                    run = Run(
+                        name,
+                        workers,
+                        payload,
+                        clients,
+                        rows,
+                        round(rate, 1),
+                        round(p50, 2),
+                        round(p99, 2),
+                        errors,
+                        repeat,
+                    )
+                    results.runs.append(run)
+                    print(f"  {name:8} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
+                    print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}", flush=True)
+                if workers == 2:
+                    results.memory_mib[name] = worker_memory_mib(server)
+    return results
+
+
+def _plan(name: str, workers: int, repeats: int, quick: bool) -> list[tuple[str, int, int]]:
+    plan = [("1 row", 8, 0)] if quick else [("1 row", 1, 0), ("1 row", 8, 0)]
+    if workers == 2:
+        plan += [("1 row", 8, r) for r in range(1, repeats)]
+        plan.append(("256 rows JSON", 8, 0))
+        if name != "sample":  # the sample style reads JSON only
+            plan.append(("256 rows .npy", 8, 0))
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def ratios(results: Results) -> list[dict]:
+    """Per scenario: the template against the ceiling (a) and the sample style (b), medians over repeats."""
+
+    def median_rate(server: str, workers: int, payload: str, clients: int) -> float | None:
+        rates = [
+            r.requests_per_s
+            for r in results.runs
+            if (r.server, r.workers, r.payload, r.clients) == (server, workers, payload, clients)
+        ]
+        return float(np.median(rates)) if rates else None
+
+    rows = []
+    scenarios = sorted({(r.workers, r.payload, r.clients) for r in results.runs if r.server == "template"})
+    for workers, payload, clients in scenarios:
+        template = median_rate("template", workers, payload, clients)
+        noop = median_rate("noop", workers, payload, clients)
+        sample = median_rate("sample", workers, payload, clients)
+        rows.append(
+            {
+                "scenario": f"{payload}, {workers} workers, {clients} clients",
+                "template req/s": template,
+                "vs ceiling (a)": round(template / noop, 2) if noop else None,
+                "vs sample (b)": round(template / sample, 1) if sample else None,
+            }
+        )
+    return rows
+
+
+def targets(results: Results) -> list[str]:
+    def rate(server, payload, workers=2, clients=8):
+        values = [
+            r.rows_per_s
+            for r in results.runs
+            if (r.server, r.payload, r.workers, r.clients) == (server, payload, workers, clients)
+        ]
+        return float(np.median(values)) if values else float("nan")
+
+    cold = results.cold_start_s
+    checks = [
+        (
+            "1 row, 2 workers, 8 clients: template >= 0.8x ceiling",
+            rate("template", "1 row") / rate("noop", "1 row"),
+            0.8,
+        ),
+        (
+            "1 row, 2 workers, 8 clients: template >= 15x sample",
+            rate("template", "1 row") / rate("sample", "1 row"),
+            15,
+        ),
+        (
+            "256 rows: template JSON >= 4x sample rows/s",
+            rate("template", "256 rows JSON") / rate("sample", "256 rows JSON"),
+            4,
+        ),
+        (
+            "256 rows: .npy >= 1.3x the template's JSON",
+            rate("template", "256 rows .npy") / rate("template", "256 rows JSON"),
+            1.3,
+        ),
+    ]
+    lines = [f"{'met' if value >= goal else 'NOT met'}: {text} (measured {value:.2f}x)" for text, value, goal in checks]
+    if "template" in cold and "noop" in cold:
+        factor = cold["template"]["all workers ready"] / cold["noop"]["all workers ready"]
+        verdict = "met" if factor <= 3 else "NOT met"
+        lines.append(
+            f"{verdict}: cold start to all workers ready <= 3x the do-nothing server's (measured {factor:.2f}x)"
+        )
+    return lines
+
+
+def markdown(results: Results) -> str:
+    lines = [
+        f"# make bench\n\nLoad generator: {results.generator}; {results.seconds_per_run:g} s per run; loopback.\n",
+        "| server | workers | load | clients | req/s | rows/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results.runs:
+        label = f"{r.payload}" + (f" (repeat {r.repeat})" if r.repeat else "")
+        cells = [
+            r.server,
+            r.workers,
+            label,
+            r.clients,
+            f"{r.requests_per_s:.0f}",
+            f"{r.rows_per_s:.0f}",
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+        ]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines += ["", "| scenario | template req/s | vs ceiling (a) | vs sample (b) |", "|---|---|---|---|"]
+    lines += [
+        f"| {row['scenario']} | {row['template req/s']:.0f} | {row['vs ceiling (a)']} | {row['vs sample (b)']} |"
+        for row in ratios(results)
+    ]
+    lines += [
+        "",
+        "In-process floor (median ms, one thread): " + ", ".join(f"{k} {v}" for k, v in results.floor_ms.items()),
+    ]
+    lines += ["", "Cold start (s, 2 workers): " + "; ".join(f"{k}: {v}" for k, v in results.cold_start_s.items())]
+    lines += ["", "Memory (MiB): " + "; ".join(f"{k}: {v}" for k, v in results.memory_mib.items())]
+    lines += ["", "Targets:"] + [f"- {line}" for line in targets(results)]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: Results, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    scenarios = sorted({(r.payload, r.workers, r.clients) for r in results.runs})
+    labels = [f"{p}\n{w}w c{c}" for p, w, c in scenarios]
+    fig, ax = plt.subplots(figsize=(max(8, len(scenarios) * 1.4), 4.5))
+    width = 0.27
+    for i, server in enumerate(SERVERS):
+        values = []
+        for payload, workers, clients in scenarios:
+            rates = [
+                r.rows_per_s
+                for r in results.runs
+                if (r.server, r.payload, r.workers, r.clients) == (server, payload, workers, clients)
+            ]
+            values.append(float(np.median(rates)) if rates else 0.0)
+        ax.bar(np.arange(len(scenarios)) + (i - 1) * width, values, width, label=server)
+    ax.set_xticks(np.arange(len(scenarios)), labels, fontsize=8)
+    ax.set_ylabel("rows/s (log)")
+    ax.set_yscale("log")
+    ax.set_title(f"make bench: rows/s per scenario ({results.generator})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=REPO_ROOT / "build" / "model")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
+    parser.add_argument("--seconds", type=int, default=3, help="per load run (whole seconds, as wrk takes them)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the key comparison")
+    parser.add_argument("--quick", action="store_true", help="a tiny version: 2 workers only, fewer loads")
+    args = parser.parse_args(argv)
+
+    results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
+    report = markdown(results)
+    (args.out / "results.json").write_text(json.dumps({**asdict(results), "ratios": ratios(results)}, indent=2) + "\n")
+    (args.out / "results.md").write_text(report)
+    has_chart = chart(results, args.out / "chart.png")
+    print(report)
+    print(
+        f"wrote {args.out / 'results.json'}, {args.out / 'results.md'}"
+        + (f", {args.out / 'chart.png'}" if has_chart else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""A tiny run of ``make bench``: the three servers start, every load runs without errors, the report is written.
+The numbers themselves are the benchmark's to print, not a test's to assert."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import run as bench
+from serving.protocols import JSON
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+
+    code = bench.main(
+        ["--model", str(trained_folder), "--out", str(out), "--quick", "--seconds", "1", "--repeats", "1"]
+    )
+
+    results = json.loads((out / "results.json").read_text())
+    assert code == 0
+    assert {run["server"] for run in results["runs"]} == {"noop", "sample", "template"}
+    assert all(run["errors"] == 0 and run["requests_per_s"] > 0 for run in results["runs"])
+    template_loads = {run["payload"] for run in results["runs"] if run["server"] == "template"}
+    assert template_loads == {"1 row", "256 rows JSON", "256 rows .npy"}
+    assert {row["scenario"] for row in results["ratios"]} >= {"1 row, 2 workers, 8 clients"}
+    assert set(results["cold_start_s"]) == set(results["memory_mib"]) == {"noop", "sample", "template"}
+    assert results["floor_ms"]["forward 256 rows"] > results["floor_ms"]["forward 1 rows"] > 0
+    report = (out / "results.md").read_text()
+    assert "Targets:" in report and "vs ceiling (a)" in report
+    assert (out / "chart.png").stat().st_size > 10_000
+
+
+def test_the_fallback_load_generator_measures_a_real_server(served, tmp_path: Path) -> None:
+    body = tmp_path / "one-row.json"
+    body.write_text(json.dumps({"data": [[0] * 64]}))
+
+    rate, p50, p99, errors = bench.run_python(served.url + "/score", body, JSON, clients=2, seconds=1)
+
+    assert rate > 10 and errors == 0
+    assert 0 < p50 <= p99
