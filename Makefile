@@ -7,13 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5001
 WORKERS ?= 1
+DEPLOYMENT ?= blue
+STEP ?= green
+PERCENT ?= 10
 # Opt-in: a CPU-only torch wheel index for hosts where plain `pip install torch` pulls a multi-GB CUDA build,
 # e.g. make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 MODEL := build/model
 
-.PHONY: help setup model serve smoke loadtest bench doctor openapi test lint format clean
+.PHONY: help setup model serve smoke loadtest bench doctor openapi validate deploy rollout invoke logs test lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +49,21 @@ doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make
 
 openapi: $(VENV)/.installed ## Regenerate swagger2.json, swagger3.json, swagger3.1.json from the model's spec
 	$(BIN)/python -m serving.openapi
+
+validate: model ## Check every Azure ML spec offline (azure-ai-ml loaders + consistency with the code)
+	$(BIN)/python -m deploy.tool validate
+
+deploy: model ## Register build/model, create/update the endpoint and DEPLOYMENT (blue); needs az login + workspace
+	$(BIN)/python -m deploy.tool deploy --deployment $(DEPLOYMENT)
+
+rollout: model ## One blue/green step: STEP=green, then mirror, shift (PERCENT=10), then retire
+	$(BIN)/python -m deploy.tool rollout --step $(STEP) --percent $(PERCENT)
+
+invoke: $(VENV)/.installed ## Score deploy/sample-request.json on the endpoint's DEPLOYMENT in Azure
+	$(BIN)/python -m deploy.tool invoke --deployment $(DEPLOYMENT)
+
+logs: $(VENV)/.installed ## Print the last 100 log lines of DEPLOYMENT in Azure
+	$(BIN)/python -m deploy.tool logs --deployment $(DEPLOYMENT)
 
 test: $(VENV)/.installed ## Run the test suite (unit, in-process server, real server processes, end to end)
 	$(BIN)/python -m pytest

@@ -6,6 +6,7 @@ import re
 import tomllib
 from importlib.metadata import version
 
+import pytest
 import yaml
 from conftest import REPO_ROOT
 
@@ -25,15 +26,32 @@ def project() -> dict:
     return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 
 
-def conda_pip_pins() -> dict[str, str]:
-    conda = yaml.safe_load((REPO_ROOT / "environment" / "conda.yaml").read_text())
+def conda_pip_pins(name: str) -> dict[str, str]:
+    conda = yaml.safe_load((REPO_ROOT / "environment" / name).read_text())
     pip_lists = [d["pip"] for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d]
-    assert len(pip_lists) == 1, "conda.yaml should have exactly one pip: section"
-    return pins(pip_lists[0])
+    assert len(pip_lists) == 1, f"{name} should have exactly one pip: section"
+    return pins([line for line in pip_lists[0] if not line.startswith("--")])  # index options are not pins
 
 
-def test_serving_pins_in_pyproject_and_conda_agree() -> None:
-    assert conda_pip_pins() == pins(project()["dependencies"])
+def dockerfile_pins() -> dict[str, str]:
+    text = (REPO_ROOT / "environment" / "Dockerfile").read_text()
+    return pins(re.findall(r"\b[A-Za-z0-9_.-]+==[^\s\\]+", text))
+
+
+@pytest.mark.parametrize("name", ["conda-cpu.yaml", "conda-gpu.yaml"])
+def test_serving_environments_pin_exactly_what_pyproject_pins(name: str) -> None:
+    assert conda_pip_pins(name) == pins(project()["dependencies"])
+
+
+def test_the_dockerfile_pins_exactly_what_pyproject_pins() -> None:
+    assert dockerfile_pins() == pins(project()["dependencies"])
+
+
+def test_the_training_environment_adds_only_scikit_learn() -> None:
+    serving = {k: v for k, v in pins(project()["dependencies"]).items() if k != "azureml-inference-server-http"}
+    train = pins(project()["optional-dependencies"]["train"])
+
+    assert conda_pip_pins("conda-train.yaml") == {**serving, **train}
 
 
 def test_torch_is_pinned_to_2_13_0() -> None:
