@@ -26,6 +26,7 @@ from serving.predictor import Predictor
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
+DISCARD_LIMIT = 16 * 1024 * 1024  # an oversized body is read and dropped up to this size, then the connection closes
 
 
 def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> AMLResponse:
@@ -44,7 +45,7 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
     record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
     binary = protocols.NPY in (request.headers.get("Accept") or "")
     try:
-        answer = predictor.probabilities(decoded.batch) if binary else predictor.predict(decoded.batch)
+        answer = predictor.outputs(decoded.batch) if binary else predictor.predict(decoded.batch)
     except Exception:  # a fault in the model: log it with the request id, let the server answer a bare 500
         record.update(status=500, model_ms=timer.lap())
         _log(record, logging.ERROR)
@@ -53,7 +54,8 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
     if binary:
         response = npy_response(answer, predictor)
     else:
-        encoded = protocols.encode(answer, decoded, predictor.name, predictor.version, record["request_id"])
+        model = (predictor.name, predictor.version)
+        encoded = protocols.encode(answer, decoded, predictor.manifest.output, model, record["request_id"])
         response = json_response(200, encoded, predictor)
     record.update(status=200, render_ms=timer.lap())
     _log(record)
@@ -61,9 +63,9 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
 
 
 def read_body(request: flask.Request, limit: int) -> bytes:
-    """The request body, refused before it is read when it declares more than ``limit`` bytes.
+    """The request body, refused before it is parsed (or kept) when it is larger than ``limit`` bytes.
 
-    A body without Content-Length (chunked) is read in 64 KiB pieces, no further than ``limit``.
+    A body without Content-Length (chunked) is read in 64 KiB pieces, kept no further than ``limit``.
 
     Raises:
         ClientError: 413 when the body is (or turns out to be) larger than ``limit``.
@@ -71,15 +73,25 @@ def read_body(request: flask.Request, limit: int) -> bytes:
     declared = request.content_length
     if declared is not None:
         if declared > limit:
+            _discard(request.stream, DISCARD_LIMIT)
             raise _too_large(declared, limit)
         return request.get_data(cache=False)
     pieces, size = [], 0
     while piece := request.stream.read(64 * 1024):
         size += len(piece)
         if size > limit:
+            _discard(request.stream, DISCARD_LIMIT)
             raise _too_large(size, limit)
         pieces.append(piece)
     return b"".join(pieces)
+
+
+def _discard(stream: Any, most: int) -> None:
+    """Read and drop what the client is still sending (up to ``most`` bytes, never kept), so that it can read
+    the 413 instead of failing on a closed connection mid-upload; a larger upload is cut off."""
+    dropped = 0
+    while dropped < most and (piece := stream.read(64 * 1024)):
+        dropped += len(piece)
 
 
 def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
@@ -95,7 +107,11 @@ def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
             "max_batch_rows": settings.max_batch_rows,
             "max_body_bytes": settings.max_body_bytes,
         },
-        "response": {"predictions": "one label per row", "probabilities": "one list per row, one per label"},
+        "response": (
+            {"predictions": "one label per row", "probabilities": "one list per row, one per label"}
+            if predictor.manifest.output.kind == "classification"
+            else {"predictions": "one object per row: " + ", ".join(predictor.manifest.output.names)}
+        ),
     }
 
 
@@ -108,11 +124,11 @@ def json_response(status: int, body: dict[str, Any], predictor: Predictor) -> AM
     return AMLResponse(body, status, _model_headers(predictor), json_str=True)
 
 
-def npy_response(probabilities: np.ndarray, predictor: Predictor) -> AMLResponse:
-    """The binary answer to ``Accept: application/x-npy``: float32 probabilities shaped ``(rows, labels)``, in
-    the label order ``GET /score`` lists; no JSON to render, the fast path out for large batches."""
+def npy_response(outputs: np.ndarray, predictor: Predictor) -> AMLResponse:
+    """The binary answer to ``Accept: application/x-npy``: float32 ``(rows, outputs)``, probabilities in the label
+    order (or values in the output order) ``GET /score`` lists; no JSON to render, the fast path for large batches."""
     buffer = io.BytesIO()
-    np.save(buffer, probabilities, allow_pickle=False)
+    np.save(buffer, outputs, allow_pickle=False)
     return AMLResponse(buffer.getvalue(), 200, {**_model_headers(predictor), "Content-Type": protocols.NPY})
 
 
