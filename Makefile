@@ -16,7 +16,7 @@ TORCH_INDEX_URL ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
 MODEL := build/model
 
-.PHONY: help setup model serve smoke loadtest bench doctor openapi validate deploy rollout invoke logs test lint format clean
+.PHONY: help setup model serve smoke loadtest bench doctor new-model openapi validate deploy rollout invoke logs test lint format clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  \033[36m%-8s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench: model ## Benchmark the template against the server's ceiling and the samp
 
 doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make doctor MODEL_DIR=path (default build/model)
 	$(BIN)/python -m serving.doctor $(or $(MODEL_DIR),$(MODEL))
+
+new-model: $(VENV)/.installed ## Start a new architecture: make new-model NAME=my_model (module, registry entry, test)
+	$(BIN)/python -m model_arch.scaffold $(NAME)
 
 openapi: $(VENV)/.installed ## Regenerate swagger2.json, swagger3.json, swagger3.1.json from the model's spec
 	$(BIN)/python -m serving.openapi

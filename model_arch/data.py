@@ -1,4 +1,5 @@
-"""The demo data: scikit-learn's 8×8 digits (1,797 images, shipped inside the wheel; nothing is downloaded).
+"""The demo data, shipped inside scikit-learn's wheel (nothing is downloaded): the 8×8 digits (1,797 images) and
+the Linnerud exercise data (20 rows, 3 named features, 3 targets).
 
 Training and the end-to-end test both call ``digits_split`` with the same seed, so the test scores exactly the
 images training held out.
@@ -31,3 +32,23 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
     y = digits.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     return DigitsSplit(x_train, y_train, x_test, y_test)
+
+
+@dataclass(frozen=True)
+class TabularSplit:
+    """Raw client-side values: ``x_*`` (n, features) float32, ``y_*`` (n, targets) float32."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def linnerud_split(test_rows: int = 4, seed: int = 0) -> TabularSplit:
+    """A train/test split of the Linnerud data (20 rows), deterministic for a given seed."""
+    from sklearn.datasets import load_linnerud
+
+    data = load_linnerud()
+    order = np.random.default_rng(seed).permutation(len(data.data))
+    x, y = data.data.astype(np.float32)[order], data.target.astype(np.float32)[order]
+    return TabularSplit(x[test_rows:], y[test_rows:], x[:test_rows], y[:test_rows])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from model_arch.architecture import Architecture
 from model_arch.spec import InputSpec, OutputSpec
 
 # What a client sends for one image, and how it becomes the network's input.
@@ -64,3 +65,12 @@ class DigitsCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (batch, 1, 8, 8) float32, pixels scaled to [0, 1] -> logits (batch, num_classes)
         return self.classifier(self.features(x))
+
+
+ARCHITECTURE = Architecture(
+    name="digits_cnn",
+    model_class=DigitsCNN,
+    config_class=DigitsCNNConfig,
+    input_spec=INPUT_SPEC,
+    output_spec=OUTPUT_SPEC,
+)

@@ -232,7 +232,7 @@ def load_model(
         model = arch.build(manifest.config)
     except (KeyError, ValueError, TypeError) as err:
         raise ModelFolderError(f"cannot rebuild the model described next to {weights_path}: {err}") from err
-    state_dict = _unwrap_state_dict(loaded, weights_path)
+    state_dict = unwrap_state_dict(loaded, weights_path)
     problems = state_dict_mismatch(model, state_dict)
     if problems:
         raise ModelFolderError(
@@ -361,7 +361,7 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _unwrap_state_dict(loaded: Any, weights_path: Path) -> dict[str, torch.Tensor]:
+def unwrap_state_dict(loaded: Any, weights_path: Path) -> dict[str, torch.Tensor]:
     """The flat ``{name: tensor}`` mapping inside a state_dict or a training checkpoint dict."""
     if isinstance(loaded, Mapping) and not _is_tensor_mapping(loaded):
         for key in CHECKPOINT_KEYS:

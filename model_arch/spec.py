@@ -30,9 +30,13 @@ class InputSpec:
     subtract: float = 0.0
     divide: float = 1.0
     description: str = ""
+    names: tuple[str, ...] = ()  # tabular input: one name per value; rows may then be objects keyed by name
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "names", tuple(self.names))
+        if self.names and (len(self.shape) != 1 or len(self.names) != self.shape[0]):
+            raise ValueError(f"InputSpec.names must name each of the {self.shape} values of a flat row")
         if not self.shape or any(d < 1 for d in self.shape):
             raise ValueError(f"InputSpec.shape must be positive dimensions, got {self.shape}")
         if self.dtype != "float32":
@@ -59,6 +63,8 @@ class InputSpec:
         """Human-readable description of one row, for error messages: '64 numbers (flat, or nested 8×8)'."""
         nested = [s for s in self.accepted_row_shapes if len(s) > 1]
         text = f"{self.size} numbers"
+        if self.names:
+            text += f" ({', '.join(self.names)}; or an object with those keys)"
         if nested:
             text += " (flat, or nested " + " or ".join("×".join(map(str, s)) for s in nested) + ")"
         if self.minimum is not None and self.maximum is not None:
@@ -80,6 +86,7 @@ class InputSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["shape"] = list(self.shape)
+        data["names"] = list(self.names)
         return data
 
     @classmethod
@@ -89,21 +96,40 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What the model's output means. ``classification``: logits over ``labels``, answered as the
-    predicted label and the softmax probabilities."""
+    """What the model's output means.
+
+    ``classification``: logits over ``labels``, answered as the predicted label and the softmax probabilities.
+    ``regression``: one value per name in ``names``, answered as an object per row.
+    """
 
     kind: str
     labels: tuple[Any, ...] = field(default_factory=tuple)
+    names: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
-        if self.kind != "classification":
-            raise ValueError(f"OutputSpec.kind {self.kind!r} is not supported; expected 'classification'")
-        if not self.labels:
+        object.__setattr__(self, "names", tuple(self.names))
+        if self.kind not in ("classification", "regression"):
+            raise ValueError(
+                f"OutputSpec.kind {self.kind!r} is not supported; expected 'classification' or 'regression'"
+            )
+        if self.kind == "classification" and not self.labels:
             raise ValueError("OutputSpec.labels must name at least one class")
+        if self.kind == "regression" and not self.names:
+            raise ValueError("OutputSpec.names must name at least one regression output")
+
+    @property
+    def width(self) -> int:
+        """Values per row the model outputs."""
+        return len(self.labels) if self.kind == "classification" else len(self.names)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "labels": list(self.labels)}
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.labels:
+            data["labels"] = list(self.labels)
+        if self.names:
+            data["names"] = list(self.names)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputSpec:

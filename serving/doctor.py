@@ -25,8 +25,11 @@ from model_arch.model_folder import (
     ModelFolderError,
     read_manifest,
     sha256_of,
+    state_dict_mismatch,
     unsafe_globals,
+    unwrap_state_dict,
 )
+from model_arch.registry import ARCHITECTURES
 from serving.locate import is_weights_file, listing, walk_model_dir
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor
@@ -92,8 +95,23 @@ def _describe_pickle(path: Path) -> list[str]:
     if locations:
         facts.append(f"saved on: {', '.join(sorted(locations))} (mapped to the serving device when loaded)")
     facts.append(f"holds: {_layout(loaded)}")
-    facts.append("needs: the architecture class (manifest, or MODEL_ARCHITECTURE)")
+    facts.append(_fitting_architectures(loaded, path))
     return facts
+
+
+def _fitting_architectures(loaded: object, path: Path) -> str:
+    """Which registered architectures, at their default config, the file's state_dict fits."""
+    try:
+        state_dict = unwrap_state_dict(loaded, path)
+    except ModelFolderError:
+        return "needs: a state_dict inside it; none found"
+    fits = [name for name, arch in ARCHITECTURES.items() if not state_dict_mismatch(arch.build(), state_dict)]
+    if fits:
+        return f"needs: the architecture class; it fits {fits} at the default config (MODEL_ARCHITECTURE={fits[0]})"
+    return (
+        "needs: an architecture class that no registered one matches at its default config: add yours with "
+        "`make new-model NAME=...` (or write a manifest naming its config), then set MODEL_ARCHITECTURE"
+    )
 
 
 def _layout(loaded: object) -> str:

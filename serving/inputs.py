@@ -62,6 +62,8 @@ def rows_to_batch(rows: Any, body: bytes, spec: InputSpec, max_rows: int, field:
         raise ClientError(
             422, "empty_batch", f'"{field}" is an empty list; send at least one row of {spec.describe_row()}'
         )
+    if spec.names and isinstance(rows[0], dict):
+        rows = _named_rows(rows, spec, field)
     if not isinstance(rows[0], list):
         hint = " It looks like one row: wrap it in a list, [[...]]." if len(rows) == spec.size else ""
         raise ClientError(
@@ -115,6 +117,40 @@ def numeric_array(values: list[Any], body: bytes, spec: InputSpec, field: str = 
     if array is None or array.dtype.kind not in "iuf":
         _raise_ragged(values, spec, field)
     return array
+
+
+def _named_rows(rows: list[Any], spec: InputSpec, field: str) -> list[Any]:
+    """Rows given as objects keyed by feature name -> lists in the spec's order."""
+    ordered = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ClientError(422, "wrong_row_shape", f"{field}[{i}] is a JSON {json_type(row)}; row 0 is an object")
+        missing = [name for name in spec.names if name not in row]
+        unknown = sorted(set(row) - set(spec.names))
+        if missing or unknown:
+            raise ClientError(
+                422,
+                "wrong_features",
+                f"{field}[{i}] lacks {missing} and has unknown {unknown}; expected exactly {list(spec.names)}",
+            )
+        ordered.append([row[name] for name in spec.names])
+    return ordered
+
+
+def reorder_columns(rows: Any, columns: list[Any], spec: InputSpec, field: str) -> Any:
+    """Rows whose values follow ``columns`` -> rows in the spec's feature order (tabular input only)."""
+    missing = [name for name in spec.names if name not in columns]
+    unknown = [column for column in columns if column not in spec.names]
+    if missing or unknown or len(columns) != len(spec.names):
+        raise ClientError(
+            422,
+            "wrong_features",
+            f'"{field}" columns lack {missing} and have unknown {unknown}; expected {list(spec.names)}',
+        )
+    if not isinstance(rows, list) or not all(isinstance(row, list) and len(row) == len(columns) for row in rows):
+        return rows  # rows_to_batch words the shape error
+    order = [columns.index(name) for name in spec.names]
+    return [[row[i] for i in order] for row in rows]
 
 
 def _check_batch_size(rows: int, max_rows: int) -> None:

@@ -58,11 +58,10 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
     if spec.maximum is not None:
         number["maximum"] = spec.maximum
     row_forms = [_nested(shape, number) for shape in spec.accepted_row_shapes]
+    if spec.names:
+        row_forms.append(_object(spec.names, number))
     row = {"description": spec.describe_row(), "oneOf": row_forms} if len(row_forms) > 1 else row_forms[0]
     rows = {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"$ref": "#/components/schemas/Row"}}
-    label_type = "integer" if all(isinstance(label, int) for label in output.labels) else "string"
-    labels = len(output.labels)
-    probabilities = {"type": "number", "minimum": 0, "maximum": 1}
     tensor_out = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -99,17 +98,7 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
                 },
             },
         },
-        "Prediction": {
-            "type": "object",
-            "required": ["predictions", "probabilities"],
-            "properties": {
-                "predictions": {"type": "array", "items": {"type": label_type, "enum": list(output.labels)}},
-                "probabilities": {
-                    "type": "array",
-                    "items": {"type": "array", "minItems": labels, "maxItems": labels, "items": probabilities},
-                },
-            },
-        },
+        "Prediction": _prediction_schema(output),
         "V2Response": {
             "type": "object",
             "required": ["model_name", "model_version", "id", "outputs"],
@@ -143,6 +132,35 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
                 "message": {"type": "string", "description": "What was received and what was expected."},
             },
         },
+    }
+
+
+def _prediction_schema(output: OutputSpec) -> dict[str, Any]:
+    if output.kind == "regression":
+        predictions = {"type": "array", "items": _object(output.names, {"type": "number"})}
+        return {"type": "object", "required": ["predictions"], "properties": {"predictions": predictions}}
+    label_type = "integer" if all(isinstance(label, int) for label in output.labels) else "string"
+    width = len(output.labels)
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    return {
+        "type": "object",
+        "required": ["predictions", "probabilities"],
+        "properties": {
+            "predictions": {"type": "array", "items": {"type": label_type, "enum": list(output.labels)}},
+            "probabilities": {
+                "type": "array",
+                "items": {"type": "array", "minItems": width, "maxItems": width, "items": probability},
+            },
+        },
+    }
+
+
+def _object(names: tuple[str, ...], value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(names),
+        "properties": {name: value for name in names},
+        "additionalProperties": False,
     }
 
 

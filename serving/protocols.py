@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from model_arch.spec import InputSpec
+from model_arch.spec import InputSpec, OutputSpec
 from serving.errors import ClientError
-from serving.inputs import array_to_batch, json_type, numeric_array, parse_json, rows_to_batch
+from serving.inputs import array_to_batch, json_type, numeric_array, parse_json, reorder_columns, rows_to_batch
 
 JSON = "application/json"
 NPY = "application/x-npy"
@@ -95,31 +95,30 @@ def decode(body: bytes, content_type: str | None, spec: InputSpec, max_rows: int
     )
 
 
-def encode(answer: dict[str, list[Any]], decoded: Decoded, model_name: str, model_version: str, request_id: str):
-    """The response body for ``answer`` (``predictor.predict``'s output) in the request's own format."""
+def encode(answer: dict[str, list[Any]], decoded: Decoded, output: OutputSpec, model: tuple[str, str], request_id: str):
+    """The response body for ``answer`` (``predictor.predict``'s output) in the request's own format.
+
+    ``model`` is the deployed model's (name, version), which a V2 answer names.
+    """
     if decoded.protocol != "v2":
         return answer
-    rows = len(answer["predictions"])
-    labels_are_numbers = all(isinstance(p, int) and not isinstance(p, bool) for p in answer["predictions"])
-    return {
-        "model_name": model_name,
-        "model_version": model_version,
-        "id": decoded.v2_id or request_id,
-        "outputs": [
-            {
-                "name": "predictions",
-                "shape": [rows],
-                "datatype": "INT64" if labels_are_numbers else "BYTES",
-                "data": answer["predictions"],
-            },
+    predictions = answer["predictions"]
+    rows = len(predictions)
+    if output.kind == "regression":
+        values = [row[name] for row in predictions for name in output.names]
+        outputs = [{"name": "predictions", "shape": [rows, len(output.names)], "datatype": "FP32", "data": values}]
+    else:
+        numeric = all(isinstance(p, int) and not isinstance(p, bool) for p in predictions)
+        outputs = [
+            {"name": "predictions", "shape": [rows], "datatype": "INT64" if numeric else "BYTES", "data": predictions},
             {
                 "name": "probabilities",
-                "shape": [rows, len(answer["probabilities"][0]) if rows else 0],
+                "shape": [rows, output.width],
                 "datatype": "FP32",
                 "data": [p for row in answer["probabilities"] for p in row],
             },
-        ],
-    }
+        ]
+    return {"model_name": model[0], "model_version": model[1], "id": decoded.v2_id or request_id, "outputs": outputs}
 
 
 def _input_data_batch(value: Any, body: bytes, spec: InputSpec, max_rows: int) -> np.ndarray:
@@ -129,7 +128,9 @@ def _input_data_batch(value: Any, body: bytes, spec: InputSpec, max_rows: int) -
                 422, "invalid_data", f'"input_data" is an object without "data"; got keys {sorted(value)[:10]}'
             )
         columns = value.get("columns")
-        if isinstance(columns, list) and columns and len(columns) != spec.size:
+        if isinstance(columns, list) and columns and spec.names:
+            value = {**value, "data": reorder_columns(value["data"], columns, spec, "input_data")}
+        elif isinstance(columns, list) and columns and len(columns) != spec.size:
             raise ClientError(
                 422, "wrong_row_shape", f'"input_data" names {len(columns)} columns; this model takes {spec.size}'
             )

@@ -80,7 +80,16 @@ def test_the_doctor_reaches_the_loaders_verdict(
 @pytest.mark.parametrize(
     ("case_name", "facts"),
     [
-        ("gpu-saved", ["torch.save archive", "saved on: cuda:0", "a state_dict of 8 tensors (float32)"]),
+        (
+            "gpu-saved",
+            [
+                "torch.save archive",
+                "saved on: cuda:0",
+                "a state_dict of 8 tensors (float32)",
+                "it fits ['digits_cnn'] at the default config",
+            ],
+        ),
+        ("other-architecture", ["no registered one matches", "make new-model NAME=", "MODEL_ARCHITECTURE"]),
         ("bfloat16", ["a state_dict of 8 tensors (bfloat16)"]),
         ("dataparallel-prefix", ["keys prefixed 'module.'"]),
         ("checkpoint-model_state_dict", ["a checkpoint with the state_dict under 'model_state_dict'"]),

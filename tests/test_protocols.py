@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from bad_requests import MAX_ROWS, ROW, body, cases, npy, v2
 
-from model_arch.digits_cnn import INPUT_SPEC
+from model_arch.digits_cnn import INPUT_SPEC, OUTPUT_SPEC
 from serving.errors import ClientError
 from serving.protocols import JSON, NPY, decode, encode
 
@@ -97,7 +97,7 @@ def test_v2_answers_in_v2_shape_and_echoes_the_id() -> None:
     decoded = decode(body({"id": "req-7", "inputs": [v2(ROW)]}), JSON, INPUT_SPEC, MAX_ROWS)
     answer = {"predictions": [3], "probabilities": [[0.1] * 10]}
 
-    encoded = encode(answer, decoded, "digits-cnn", "4", "server-id")
+    encoded = encode(answer, decoded, OUTPUT_SPEC, ("digits-cnn", "4"), "server-id")
 
     assert encoded == {
         "model_name": "digits-cnn",
@@ -114,4 +114,4 @@ def test_other_formats_answer_predictions_and_probabilities() -> None:
     answer = {"predictions": [3], "probabilities": [[0.1] * 10]}
 
     for raw, content_type in [(body({"data": [ROW]}), JSON), (npy(np.zeros((1, 64))), NPY)]:
-        assert encode(answer, decode(raw, content_type, INPUT_SPEC, MAX_ROWS), "m", "1", "id") == answer
+        assert encode(answer, decode(raw, content_type, INPUT_SPEC, MAX_ROWS), OUTPUT_SPEC, ("m", "1"), "id") == answer

@@ -59,10 +59,19 @@ def test_input_spec_rejects_impossible_values(kwargs: dict, fragment: str) -> No
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"kind": "regression", "labels": (1,)}, "'regression' is not supported"),
-        ({"kind": "classification"}, "at least one"),
+        ({"kind": "ranking", "labels": (1,)}, "'ranking' is not supported"),
+        ({"kind": "classification"}, "at least one class"),
+        ({"kind": "regression"}, "at least one regression output"),
     ],
 )
 def test_output_spec_rejects_impossible_values(kwargs: dict, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         OutputSpec(**kwargs)
+
+
+def test_named_features_describe_rows_and_must_match_the_shape() -> None:
+    spec = InputSpec(name="x", shape=(3,), names=("a", "b", "c"))
+
+    assert spec.describe_row() == "3 numbers (a, b, c; or an object with those keys)"
+    with pytest.raises(ValueError, match="must name each"):
+        InputSpec(name="x", shape=(2,), names=("a", "b", "c"))
