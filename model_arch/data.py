@@ -13,8 +13,9 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class DigitsSplit:
-    """Raw client-side values: ``x_*`` (n, 64) float32 pixels 0-16, ``y_*`` (n,) int64 labels 0-9."""
+class Split:
+    """Raw client-side values, as a client would send them: ``x_*`` (n, features) float32, ``y_*`` the targets
+    (digits: (n,) int64 labels 0-9; Linnerud: (n, 3) float32)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -22,7 +23,7 @@ class DigitsSplit:
     y_test: np.ndarray
 
 
-def digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
+def digits_split(test_fraction: float = 0.2, seed: int = 0) -> Split:
     """A stratified train/test split of the digits, deterministic for a given seed."""
     from sklearn.datasets import load_digits  # training-only dependency, absent from the serving image
     from sklearn.model_selection import train_test_split
@@ -31,24 +32,14 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> DigitsSplit:
     x = digits.data.astype(np.float32)
     y = digits.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
-    return DigitsSplit(x_train, y_train, x_test, y_test)
+    return Split(x_train, y_train, x_test, y_test)
 
 
-@dataclass(frozen=True)
-class TabularSplit:
-    """Raw client-side values: ``x_*`` (n, features) float32, ``y_*`` (n, targets) float32."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def linnerud_split(test_rows: int = 4, seed: int = 0) -> TabularSplit:
+def linnerud_split(test_rows: int = 4, seed: int = 0) -> Split:
     """A train/test split of the Linnerud data (20 rows), deterministic for a given seed."""
     from sklearn.datasets import load_linnerud
 
     data = load_linnerud()
     order = np.random.default_rng(seed).permutation(len(data.data))
     x, y = data.data.astype(np.float32)[order], data.target.astype(np.float32)[order]
-    return TabularSplit(x[test_rows:], y[test_rows:], x[:test_rows], y[:test_rows])
+    return Split(x[test_rows:], y[test_rows:], x[:test_rows], y[:test_rows])
