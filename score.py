@@ -26,5 +26,5 @@ def init():
 
 @rawhttp
 def run(request):
-    """POST: score ``{"data": rows}``. GET: describe the model and the request contract."""
+    """POST: score a batch (JSON ``data``/``input_data``, V2, or .npy). GET: describe the model and the contract."""
     return http.handle(request, _predictor, _settings)
