@@ -18,6 +18,7 @@ Every server is stopped by its PID. Writes ``build/bench/results.json``, ``resul
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import json
 import re
@@ -145,7 +146,7 @@ def run_python(
                 with urllib.request.urlopen(request, timeout=30) as response:
                     response.read()
                     ok = response.status == 200
-            except OSError:
+            except (OSError, http.client.HTTPException):  # refused, reset, or cut off mid-answer
                 ok = False
             with lock:
                 latencies.append((time.perf_counter() - started) * 1e3)

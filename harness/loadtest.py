@@ -10,6 +10,7 @@ loadtest`` runs; ``tests/test_loadtest.py`` runs a small version of it.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import sys
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.client import post_json
+from harness.client import Reply, post_json
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.model_folder import Manifest, load_model, read_manifest
@@ -98,13 +99,13 @@ def run_load(url: str, jobs: list[Job], clients: int, seconds: float, tolerance:
             started = time.perf_counter()
             try:
                 reply = post_json(url, {"data": job.rows}, timeout=30)
-            except OSError as err:
+            except (OSError, http.client.HTTPException) as err:  # refused, reset, or cut off mid-answer
                 with lock:
                     report.connection_errors += 1
                     _note(report, f"request {index}: {type(err).__name__}: {err}")
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1e3
-            wrong = reply.status == 200 and not _matches(reply.json(), job, tolerance)
+            wrong = reply.status == 200 and not _matches(reply, job, tolerance)
             with lock:
                 report.requests += 1
                 report.rows += len(job.rows)
@@ -126,10 +127,14 @@ def run_load(url: str, jobs: list[Job], clients: int, seconds: float, tolerance:
     return report
 
 
-def _matches(answer: dict, job: Job, tolerance: float) -> bool:
-    return answer.get("predictions") == job.labels and np.allclose(
-        np.asarray(answer.get("probabilities")), job.probabilities, atol=tolerance
-    )
+def _matches(reply: Reply, job: Job, tolerance: float) -> bool:
+    try:
+        answer = reply.json()
+        return answer["predictions"] == job.labels and np.allclose(
+            np.asarray(answer["probabilities"]), job.probabilities, atol=tolerance
+        )
+    except (ValueError, KeyError, TypeError):  # not JSON, or not the answer's shape: wrong all the same
+        return False
 
 
 def _note(report: LoadReport, text: str) -> None:

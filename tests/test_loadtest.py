@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,29 @@ def test_the_load_tool_command_starts_its_own_server_and_exits_0(trained_folder:
     out = capsys.readouterr().out
     assert code == 0, out
     assert "200 requests" in out and "wrong answers 0" in out
+
+
+def test_an_answer_cut_off_mid_body_counts_as_a_connection_error(trained_folder: Path) -> None:
+    """What a worker killed mid-answer looks like to a client: headers, then half the body, then a closed socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_truncated(count: int) -> None:
+        for _ in range(count):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+    manifest = read_manifest(trained_folder)
+    jobs = loadtest.make_jobs(manifest, trained_folder / manifest.weights_file, count=5, max_rows=1, seed=3)
+    server = threading.Thread(target=serve_truncated, args=(len(jobs),), daemon=True)
+    server.start()
+    try:
+        report = loadtest.run_load(f"http://127.0.0.1:{port}/score", jobs, clients=1, seconds=30)
+    finally:
+        server.join(timeout=10)
+        listener.close()
+
+    assert (report.connection_errors, report.requests, report.wrong_answers) == (5, 0, 0)
+    assert "IncompleteRead" in report.examples[0]
