@@ -6,6 +6,7 @@ import builtins
 import shutil
 from pathlib import Path
 
+import hypothesis
 import pytest
 import torch
 from azureml_inference_server_http.server import config as server_config
@@ -16,6 +17,10 @@ from harness.server import InferenceServer
 from model_arch.digits_cnn import DigitsCNN
 from model_arch.model_folder import WEIGHTS_NAME, load_model, read_manifest
 from model_arch.train import train
+
+# Property tests check behaviour, not speed: a busy 2-core machine must not turn a slow example into a failure.
+hypothesis.settings.register_profile("template", deadline=None)
+hypothesis.settings.load_profile("template")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_REQUEST = REPO_ROOT / "deploy" / "sample-request.json"
