@@ -211,7 +211,7 @@ def _median_ms(action, repeats: int = 200) -> float:
 def worker_memory_mib(server: InferenceServer) -> dict[str, float]:
     """Mean RSS and PSS of the worker processes, and the master's RSS, in MiB."""
     master = server.process.pid
-    workers = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    workers = server.worker_pids()
 
     def rollup(pid: int, key: str) -> float:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()

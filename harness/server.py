@@ -166,6 +166,11 @@ class InferenceServer:
             self._log.close()
             os.unlink(self._log.name)
 
+    def worker_pids(self) -> list[int]:
+        """The PIDs of the gunicorn workers the master has forked (Linux: read from /proc)."""
+        master = self.process.pid
+        return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
     def log(self) -> str:
         """Everything the server printed so far (stdout and stderr)."""
         if self._final_log is not None:

@@ -27,12 +27,6 @@ SLEEP_ROW = [[8] * 64]  # FaultyDigits sleeps on a row of all 8s
 RAISE_ROW = [[16] * 64]  # and raises on a row of all 16s
 
 
-def worker_pids(server: InferenceServer) -> list[int]:
-    master = server.process.pid
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [int(pid) for pid in children]
-
-
 def peak_rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
@@ -55,12 +49,12 @@ def test_a_killed_worker_is_replaced_and_answers_stay_right(trained_folder: Path
     model_dir = lay_out_like_azure(trained_folder, tmp_path)
 
     with InferenceServer(model_dir, workers=2) as server:
-        victim = worker_pids(server)[0]
+        victim = server.worker_pids()[0]
         killer = _after(0.3, lambda: os.kill(victim, signal.SIGKILL))
         during = run_load(server.url + "/score", jobs[:400], clients=8, seconds=60)
         killer.join()
-        _wait_for(lambda: server.log().count(WORKER_READY) >= 3 and len(worker_pids(server)) == 2, seconds=30)
-        assert victim not in worker_pids(server)  # gunicorn replaced it
+        _wait_for(lambda: server.log().count(WORKER_READY) >= 3 and len(server.worker_pids()) == 2, seconds=30)
+        assert victim not in server.worker_pids()  # gunicorn replaced it
         after = run_load(server.url + "/score", jobs[400:], clients=8, seconds=60)
 
     print(f"worker {victim} killed mid-load: {during.summary()}")
@@ -119,7 +113,7 @@ def test_a_slow_sender_holds_one_worker_and_the_other_keeps_answering(served: In
 
 def test_memory_stays_bounded_for_the_largest_allowed_request(served: InferenceServer) -> None:
     largest = {"data": [[16] * 64] * 1024}  # MAX_BATCH_ROWS rows of the longest values: about 200 kB of JSON
-    before = {pid: peak_rss_kib(pid) for pid in worker_pids(served)}
+    before = {pid: peak_rss_kib(pid) for pid in served.worker_pids()}
 
     statuses = [post_json(served.url + "/score", largest).status for _ in range(20)]
     growth_mib = {pid: (peak_rss_kib(pid) - kib) / 1024 for pid, kib in before.items()}
