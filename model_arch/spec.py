@@ -7,6 +7,7 @@ in ``score.py`` knows that the demo model reads 8×8 digits: it is all here, as 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -49,7 +50,7 @@ class InputSpec:
         """Number of values in one row."""
         return math.prod(self.shape)
 
-    @property
+    @functools.cached_property  # asked on every request
     def accepted_row_shapes(self) -> tuple[tuple[int, ...], ...]:
         """Row shapes a client may send: flat, the full shape, or the full shape without leading 1s."""
         shapes = [(self.size,), self.shape]

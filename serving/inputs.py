@@ -172,6 +172,8 @@ def _validated(array: np.ndarray, spec: InputSpec, label: str) -> np.ndarray:
             f"each row must be {spec.describe_row()}; got {array.shape[0]} row(s) of shape "
             f"{_shape_text(row_shape)} ({math.prod(row_shape)} values)",
         )
+    if _all_within(array, spec):
+        return spec.preprocess(array)
     if array.dtype.kind == "f":
         _raise_at_first(
             ~np.isfinite(array) | (np.abs(array) > FLOAT32_MAX),
@@ -191,6 +193,16 @@ def _validated(array: np.ndarray, spec: InputSpec, label: str) -> np.ndarray:
             f"{spec.name!r} accepts values from {low:g} to {high:g}",
         )
     return spec.preprocess(array)
+
+
+def _all_within(array: np.ndarray, spec: InputSpec) -> bool:
+    """True when every value is finite, within float32 and within the spec's range: two reductions, no masks.
+    (A NaN anywhere makes the minimum NaN, which fails every comparison.)"""
+    low, high = array.min(), array.max()
+    return bool(
+        max(-FLOAT32_MAX, -math.inf if spec.minimum is None else spec.minimum) <= low
+        and high <= min(FLOAT32_MAX, math.inf if spec.maximum is None else spec.maximum)
+    )
 
 
 def _raise_at_first(bad: np.ndarray, array: np.ndarray, label: str, code: str, expected: str) -> None:

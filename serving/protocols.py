@@ -14,6 +14,7 @@ prediction in the shape the request's format expects. Called by ``serving.http``
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Decoded:
     v2_id: str | None = None
 
 
+@functools.cache  # every JSON request passes it to parse_json for a possible error message
 def example_body(spec: InputSpec) -> str:
     """A short valid JSON body, for error messages."""
     return '{"data": [[' + ", ".join(["0"] * min(spec.size, 3)) + (", ..." if spec.size > 3 else "") + "]]}"
