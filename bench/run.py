@@ -4,7 +4,9 @@ In one run, back to back on the same machine, real ``azmlinfsrv`` servers on loo
 
 (a) ``bench/noop_score.py``, a script that does nothing: the server's own ceiling;
 (b) ``bench/sample_style_score.py``, the public samples' style: the "before" exhibit;
-(c) ``score.py``, the template.
+(c) ``score.py``, the template, as configured by default (``MODEL_RUNTIME=auto``: ONNX Runtime on the model
+    folder's ONNX export);
+(c') ``score.py`` with ``MODEL_RUNTIME=torch``: what a folder without an export (any torch.save file) gets.
 
 Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per request as JSON and as .npy
 (the .npy load also asks for a .npy answer).
@@ -21,6 +23,7 @@ import argparse
 import http.client
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -37,13 +40,16 @@ import torch
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.model_folder import load_model, read_manifest
+from model_arch.manifest import read_manifest
+from model_arch.model_folder import load_model
+from serving.engines import OnnxEngine
 from serving.protocols import JSON, NPY, decode
 
-SERVERS = {  # name -> entry script
-    "noop": "bench/noop_score.py",
-    "sample": "bench/sample_style_score.py",
-    "template": "score.py",
+SERVERS = {  # name -> (entry script, environment)
+    "noop": ("bench/noop_score.py", {}),
+    "sample": ("bench/sample_style_score.py", {}),
+    "template": ("score.py", {}),
+    "template-torch": ("score.py", {"MODEL_RUNTIME": "torch"}),
 }
 KEY = ("1 row", 2, 8)  # (payload, workers, clients) of the comparison repeated to show the noise
 
@@ -176,12 +182,14 @@ def _ms(text: str) -> float:
 
 
 def forward_floor(model_folder: Path) -> dict[str, float]:
-    """Median in-process milliseconds, one thread: the model alone, and decoding 256 rows per format."""
+    """Median in-process milliseconds, one thread: the model alone (PyTorch, channels_last, and ONNX Runtime on
+    the folder's export, with its softmax), and decoding 256 rows per format."""
     torch.set_num_threads(1)
     manifest = read_manifest(model_folder)
     model = load_model(manifest, model_folder / manifest.weights_file, torch.device("cpu"))
     fast = load_model(manifest, model_folder / manifest.weights_file, torch.device("cpu"))
     fast = fast.to(memory_format=torch.channels_last)
+    onnx = OnnxEngine(model_folder / manifest.onnx.file, threads=1) if manifest.onnx else None
     rows = np.random.default_rng(0).integers(0, 17, (256, 64))
     body_json = json.dumps({"data": rows.tolist()}).encode()
     buffer = io.BytesIO()
@@ -193,6 +201,9 @@ def forward_floor(model_folder: Path) -> dict[str, float]:
             floor[f"forward {count} rows"] = _median_ms(lambda x=x: model(x))
             x_cl = x.contiguous(memory_format=torch.channels_last)
             floor[f"forward {count} rows, channels_last"] = _median_ms(lambda x=x_cl: fast(x))
+            if onnx is not None:
+                batch = x.numpy()
+                floor[f"forward {count} rows, onnxruntime"] = _median_ms(lambda x=batch: onnx(x))
     floor["decode 256 rows JSON"] = _median_ms(lambda: decode(body_json, JSON, manifest.input, 1024))
     floor["decode 256 rows .npy"] = _median_ms(lambda: decode(buffer.getvalue(), NPY, manifest.input, 1024))
     return floor
@@ -238,7 +249,7 @@ def prepare_model_dirs(model_folder: Path, root: Path) -> dict[str, Path]:
     torch.save(model, sample / "model.pt")  # the samples' torch.save(model): what the template refuses by default
     noop = root / "noop" / "digits-cnn" / "1"
     noop.mkdir(parents=True, exist_ok=True)
-    return {"noop": noop, "sample": sample, "template": template}
+    return {"noop": noop, "sample": sample, "template": template, "template-torch": template}
 
 
 def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool) -> Results:
@@ -250,9 +261,9 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
     print(f"load generator: {results.generator}; {seconds:g} s per run", flush=True)
     results.floor_ms = forward_floor(model_folder)
 
-    for name, entry_script in SERVERS.items():
-        for workers in (2,) if quick else (1, 2):
-            with InferenceServer(model_dirs[name], workers=workers, entry_script=entry_script) as server:
+    for name, (entry_script, env) in SERVERS.items():
+        for workers in (2,) if quick or name == "template-torch" else (1, 2):
+            with InferenceServer(model_dirs[name], workers=workers, entry_script=entry_script, env=env) as server:
                 if workers == 2:
                     results.cold_start_s[name] = {
                         "first 200": round(server.first_answer_s, 2),
@@ -274,7 +285,7 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
                         repeat,
                     )
                     results.runs.append(run)
-                    print(f"  {name:8} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
+                    print(f"  {name:14} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
                     print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}", flush=True)
                 if workers == 2:
                     results.memory_mib[name] = worker_memory_mib(server)
@@ -309,6 +320,7 @@ def ratios(results: Results) -> list[dict]:
     scenarios = sorted({(r.workers, r.payload, r.clients) for r in results.runs if r.server == "template"})
     for workers, payload, clients in scenarios:
         template = median_rate("template", workers, payload, clients)
+        torch_runtime = median_rate("template-torch", workers, payload, clients)
         noop = median_rate("noop", workers, payload, clients)
         sample = median_rate("sample", workers, payload, clients)
         rows.append(
@@ -317,6 +329,8 @@ def ratios(results: Results) -> list[dict]:
                 "template req/s": template,
                 "vs ceiling (a)": round(template / noop, 2) if noop else None,
                 "vs sample (b)": round(template / sample, 1) if sample else None,
+                "torch runtime req/s": torch_runtime,
+                "torch runtime vs ceiling (a)": round(torch_runtime / noop, 2) if noop and torch_runtime else None,
             }
         )
     return rows
@@ -333,34 +347,27 @@ def targets(results: Results) -> list[str]:
 
     cold = results.cold_start_s
     checks = [
-        (
-            "1 row, 2 workers, 8 clients: template >= 0.8x ceiling",
-            rate("template", "1 row") / rate("noop", "1 row"),
-            0.8,
-        ),
-        (
-            "1 row, 2 workers, 8 clients: template >= 15x sample",
-            rate("template", "1 row") / rate("sample", "1 row"),
-            15,
-        ),
-        (
-            "256 rows: template JSON >= 4x sample rows/s",
-            rate("template", "256 rows JSON") / rate("sample", "256 rows JSON"),
-            4,
-        ),
-        (
-            "256 rows: .npy >= 1.3x the template's JSON",
-            rate("template", "256 rows .npy") / rate("template", "256 rows JSON"),
-            1.3,
-        ),
+        ("1 row, 2 workers, 8 clients: {} >= 0.8x ceiling", "1 row", "noop", "1 row", 0.8),
+        ("1 row, 2 workers, 8 clients: {} >= 15x sample", "1 row", "sample", "1 row", 15),
+        ("256 rows: {} JSON >= 4x sample rows/s", "256 rows JSON", "sample", "256 rows JSON", 4),
+        ("256 rows: {} .npy >= 1.3x its own JSON", "256 rows .npy", None, "256 rows JSON", 1.3),
     ]
-    lines = [f"{'met' if value >= goal else 'NOT met'}: {text} (measured {value:.2f}x)" for text, value, goal in checks]
-    if "template" in cold and "noop" in cold:
-        factor = cold["template"]["all workers ready"] / cold["noop"]["all workers ready"]
-        verdict = "met" if factor <= 3 else "NOT met"
-        lines.append(
-            f"{verdict}: cold start to all workers ready <= 3x the do-nothing server's (measured {factor:.2f}x)"
-        )
+    lines = []
+    for text, payload, baseline, baseline_payload, goal in checks:
+        for server in ("template", "template-torch"):
+            value = rate(server, payload) / rate(baseline or server, baseline_payload)
+            if math.isnan(value) and server == "template-torch":
+                continue  # a run without the torch-runtime variant
+            verdict = "met" if value >= goal else "NOT met"
+            lines.append(f"{verdict}: {text.format(server)} (measured {value:.2f}x)")
+    for server in ("template", "template-torch"):
+        if server in cold and "noop" in cold:
+            factor = cold[server]["all workers ready"] / cold["noop"]["all workers ready"]
+            verdict = "met" if factor <= 3 else "NOT met"
+            lines.append(
+                f"{verdict}: {server} cold start to all workers ready <= 3x the do-nothing server's "
+                f"(measured {factor:.2f}x)"
+            )
     return lines
 
 
@@ -384,11 +391,9 @@ def markdown(results: Results) -> str:
             r.errors,
         ]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
-    lines += ["", "| scenario | template req/s | vs ceiling (a) | vs sample (b) |", "|---|---|---|---|"]
-    lines += [
-        f"| {row['scenario']} | {row['template req/s']:.0f} | {row['vs ceiling (a)']} | {row['vs sample (b)']} |"
-        for row in ratios(results)
-    ]
+    columns = list(ratios(results)[0]) if results.runs else []
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in ratios(results)]
     lines += [
         "",
         "In-process floor (median ms, one thread): " + ", ".join(f"{k} {v}" for k, v in results.floor_ms.items()),
@@ -397,6 +402,10 @@ def markdown(results: Results) -> str:
     lines += ["", "Memory (MiB): " + "; ".join(f"{k}: {v}" for k, v in results.memory_mib.items())]
     lines += ["", "Targets:"] + [f"- {line}" for line in targets(results)]
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    return f"{value:.0f}" if isinstance(value, float) and value >= 100 else str(value)
 
 
 def chart(results: Results, path: Path) -> bool:
@@ -410,7 +419,7 @@ def chart(results: Results, path: Path) -> bool:
     scenarios = sorted({(r.payload, r.workers, r.clients) for r in results.runs})
     labels = [f"{p}\n{w}w c{c}" for p, w, c in scenarios]
     fig, ax = plt.subplots(figsize=(max(8, len(scenarios) * 1.4), 4.5))
-    width = 0.27
+    width = 0.8 / len(SERVERS)
     for i, server in enumerate(SERVERS):
         values = []
         for payload, workers, clients in scenarios:
@@ -420,7 +429,7 @@ def chart(results: Results, path: Path) -> bool:
                 if (r.server, r.payload, r.workers, r.clients) == (server, payload, workers, clients)
             ]
             values.append(float(np.median(rates)) if rates else 0.0)
-        ax.bar(np.arange(len(scenarios)) + (i - 1) * width, values, width, label=server)
+        ax.bar(np.arange(len(scenarios)) + (i - (len(SERVERS) - 1) / 2) * width, values, width, label=server)
     ax.set_xticks(np.arange(len(scenarios)), labels, fontsize=8)
     ax.set_ylabel("rows/s (log)")
     ax.set_yscale("log")

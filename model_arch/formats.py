@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import struct
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 TORCH_SAVE = "torch.save"
@@ -84,3 +85,19 @@ def _zip_format(path: Path) -> str:
     if "data.pkl" in leaves:
         return TORCH_SAVE
     return UNKNOWN
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """What the operator opted into, by name. The default trusts nothing that can run code.
+
+    Attributes:
+        code_formats: formats that carry code (``torchscript``, ``torch_export``) allowed to load.
+        pickle_globals: dotted names (``mypkg.models.MLP``) the safe unpickler may use besides tensors.
+    """
+
+    code_formats: frozenset[str] = frozenset()
+    pickle_globals: tuple[str, ...] = ()
+
+
+TRUST_NOTHING = TrustPolicy()

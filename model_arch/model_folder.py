@@ -5,6 +5,7 @@ A model folder is what gets registered in Azure ML and lands under ``AZUREML_MOD
     model/
         manifest.json   architecture + config, input/output spec, weights file and its sha256, torch version
         model.pt        torch.save(model.state_dict())
+        model.onnx      optional: the same model exported for ONNX Runtime (``model_arch.onnx_export``)
 
 Keeping the saving and loading sides in one file is the point: the classic failure this template exists for
 is a training script and a scoring script that drifted apart. A folder with only a state_dict (no manifest)
@@ -17,7 +18,6 @@ by name in ``model_arch.registry``; nothing in a model folder can make this modu
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib
 import json
 import logging
@@ -25,7 +25,6 @@ import pickle
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,19 @@ import torch
 from torch import nn
 
 from model_arch import formats
+from model_arch.formats import TRUST_NOTHING, TrustPolicy
+from model_arch.manifest import (
+    WEIGHTS_NAME,
+    Manifest,
+    ModelFolderError,
+    check_sha256,
+    sha256_of,
+    write_manifest,
+)
 from model_arch.registry import get_architecture
-from model_arch.spec import InputSpec, OutputSpec
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
-WEIGHTS_NAME = "model.pt"
-FORMAT_VERSION = 1
 # Keys under which training loops commonly nest the state_dict in a checkpoint dict.
 CHECKPOINT_KEYS = ("model_state_dict", "state_dict", "model")
 # Key prefixes added by DataParallel/DistributedDataParallel and by torch.compile.
@@ -50,57 +54,6 @@ RESAVE_HINT = (
     "     model = model.to('cpu')\n"
     "     torch.save(model.state_dict(), 'outputs/model.pt')"
 )
-
-
-class ModelFolderError(RuntimeError):
-    """A model folder or weights file that cannot be served; the message says what was found and the fix."""
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """Everything needed to rebuild, check and serve the weights next to it."""
-
-    architecture: str
-    config: dict[str, Any]
-    input: InputSpec
-    output: OutputSpec
-    weights_file: str = WEIGHTS_NAME
-    weights_sha256: str | None = None
-    torch_version: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    created_utc: str | None = None
-    format_version: int = FORMAT_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": self.format_version,
-            "architecture": self.architecture,
-            "config": self.config,
-            "input": self.input.to_dict(),
-            "output": self.output.to_dict(),
-            "weights": {"file": self.weights_file, "format": "state_dict", "sha256": self.weights_sha256},
-            "torch_version": self.torch_version,
-            "metrics": self.metrics,
-            "created_utc": self.created_utc,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"format_version is {version!r}; this code reads version {FORMAT_VERSION}")
-        weights = data["weights"]
-        return cls(
-            architecture=data["architecture"],
-            config=dict(data.get("config") or {}),
-            input=InputSpec.from_dict(data["input"]),
-            output=OutputSpec.from_dict(data["output"]),
-            weights_file=weights["file"],
-            weights_sha256=weights.get("sha256"),
-            torch_version=data.get("torch_version"),
-            metrics=dict(data.get("metrics") or {}),
-            created_utc=data.get("created_utc"),
-        )
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -136,30 +89,11 @@ def write_model_folder(
         metrics=metrics or {},
         created_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
-    (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+    write_manifest(out_dir, manifest)
     return manifest
 
 
 # --------------------------------------------------------------------------------------------- reading
-
-
-def read_manifest(folder: str | Path) -> Manifest:
-    """The manifest in ``folder``.
-
-    Raises:
-        ModelFolderError: missing, not JSON, or missing fields; the message names the file.
-    """
-    path = Path(folder) / MANIFEST_NAME
-    try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise ModelFolderError(f"{path} does not exist") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise ModelFolderError(
-            f"{path} is not a valid model manifest ({type(err).__name__}: {err}). "
-            "Write it with model_arch.model_folder.write_model_folder, or delete it to serve the weights "
-            "as the default architecture."
-        ) from err
 
 
 def manifest_for_bare_weights(weights_path: str | Path, architecture: str) -> Manifest:
@@ -174,21 +108,8 @@ def manifest_for_bare_weights(weights_path: str | Path, architecture: str) -> Ma
     )
 
 
-@dataclass(frozen=True)
-class TrustPolicy:
-    """What the operator opted into, by name. The default trusts nothing that can run code.
-
-    Attributes:
-        code_formats: formats that carry code (``torchscript``, ``torch_export``) allowed to load.
-        pickle_globals: dotted names (``mypkg.models.MLP``) the safe unpickler may use besides tensors.
-    """
-
-    code_formats: frozenset[str] = frozenset()
-    pickle_globals: tuple[str, ...] = ()
-
-
 def load_model(
-    manifest: Manifest, weights_path: str | Path, device: torch.device, trust: TrustPolicy = TrustPolicy()
+    manifest: Manifest, weights_path: str | Path, device: torch.device, trust: TrustPolicy = TRUST_NOTHING
 ) -> nn.Module:
     """Load the weights file onto ``device`` as a model in eval mode, by its detected format.
 
@@ -201,13 +122,7 @@ def load_model(
     """
     weights_path = Path(weights_path)
     if manifest.weights_sha256 is not None:
-        actual = sha256_of(weights_path)
-        if actual != manifest.weights_sha256:
-            raise ModelFolderError(
-                f"{weights_path} does not match its manifest: sha256 is {actual}, manifest says "
-                f"{manifest.weights_sha256}. The weights were replaced or corrupted after the folder was "
-                "written; register the folder exactly as training wrote it."
-            )
+        check_sha256(weights_path, manifest.weights_sha256)
     _warn_on_torch_version(manifest, weights_path)
     file_format = formats.detect_format(weights_path)
     if file_format in formats.CODE_FORMATS:
@@ -218,8 +133,10 @@ def load_model(
         loaded = read_weights(weights_path, device, trust.pickle_globals)
     elif file_format == formats.ONNX:
         raise ModelFolderError(
-            f"{weights_path} is an ONNX model; this template serves PyTorch files and does not ship onnxruntime. "
-            "Register the PyTorch state_dict the ONNX file was exported from instead."
+            f"{weights_path} is an ONNX model on its own. This template serves PyTorch weights, and runs an ONNX "
+            "export of them only beside the weights it came from, so that it is checked against them at start-up. "
+            "Register the PyTorch state_dict the ONNX file was exported from instead (then add the export with "
+            "python -m model_arch.onnx_export FOLDER)."
         )
     else:
         raise _unreadable(weights_path, f"detected as: {formats.DESCRIPTIONS[file_format]}")
@@ -351,14 +268,6 @@ def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any]) -> list
                 f"size mismatch for {key}: file has {tuple(given.shape)}, model expects {tuple(tensor.shape)}"
             )
     return problems
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def unwrap_state_dict(loaded: Any, weights_path: Path) -> dict[str, torch.Tensor]:

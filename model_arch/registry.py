@@ -15,8 +15,6 @@ from model_arch.architecture import Architecture
 MODULES = (digits_cnn, linnerud_mlp)
 ARCHITECTURES: dict[str, Architecture] = {module.ARCHITECTURE.name: module.ARCHITECTURE for module in MODULES}
 
-DEFAULT_ARCHITECTURE = "digits_cnn"
-
 
 def get_architecture(name: str) -> Architecture:
     """The registered architecture called ``name``.

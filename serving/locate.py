@@ -18,13 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_arch.formats import UNKNOWN, detect_format
-from model_arch.model_folder import (
-    MANIFEST_NAME,
-    Manifest,
-    ModelFolderError,
-    manifest_for_bare_weights,
-    read_manifest,
-)
+from model_arch.manifest import MANIFEST_NAME, Manifest, ModelFolderError, read_manifest
 
 MAX_DEPTH = 4  # folder levels searched below AZUREML_MODEL_DIR
 MAX_FILES = 2000  # files examined before the search gives up
@@ -87,7 +81,7 @@ def locate_model(model_dir: str | None, model_path: str | None, architecture: st
     if len(manifests) > 1:
         raise ModelNotFoundError(_ambiguity(root, "model folders (manifest.json)", manifests))
     if len(weights) == 1:
-        return ModelSource(weights[0], manifest_for_bare_weights(weights[0], architecture), has_manifest=False)
+        return _bare_weights(weights[0], architecture)
     if len(weights) > 1:
         raise ModelNotFoundError(_ambiguity(root, "weights files", weights))
     raise ModelNotFoundError(
@@ -149,11 +143,19 @@ def _explicit(root: Path, model_path: str, architecture: str) -> ModelSource:
         sibling = target.parent / MANIFEST_NAME
         if sibling.is_file() and read_manifest(target.parent).weights_file == target.name:
             return _from_manifest(target.parent)
-        return ModelSource(target, manifest_for_bare_weights(target, architecture), has_manifest=False)
+        return _bare_weights(target, architecture)
     raise ModelNotFoundError(
         f"MODEL_PATH={model_path} does not exist (looked for {target}). AZUREML_MODEL_DIR={root} holds:\n"
         f"{listing(root)}\nSet MODEL_PATH relative to AZUREML_MODEL_DIR, or unset it to search."
     )
+
+
+def _bare_weights(weights: Path, architecture: str) -> ModelSource:
+    """A weights file without a manifest: the registered ``architecture`` at its default config. (Importing the
+    registry imports torch, which only a PyTorch-served model needs; hence here, not at the top.)"""
+    from model_arch.model_folder import manifest_for_bare_weights
+
+    return ModelSource(weights, manifest_for_bare_weights(weights, architecture), has_manifest=False)
 
 
 def _from_manifest(folder: Path) -> ModelSource:

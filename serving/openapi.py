@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model_arch.registry import DEFAULT_ARCHITECTURE, get_architecture
+from model_arch.manifest import DEFAULT_ARCHITECTURE
+from model_arch.registry import get_architecture
 from model_arch.spec import InputSpec, OutputSpec
 from serving.protocols import NPY, V2_NUMERIC
 from serving.settings import Settings

@@ -11,31 +11,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from model_arch.model_folder import Manifest
+from model_arch.manifest import Manifest
+from serving.engines import Engine
 
 OUTPUT_DECIMALS = 7  # float32's precision; see predict()
 
 
 @dataclass
 class Predictor:
-    """A model in eval mode on its device, and the manifest that says what goes in and comes out.
+    """The model's forward pass (``serving.engines``: PyTorch or ONNX Runtime) and the manifest that says what
+    goes in and comes out.
 
-    ``chunk_rows`` bounds the rows of one forward pass (memory stays flat for large requests);
-    ``channels_last`` feeds image-shaped input in the memory layout CPU convolutions are fastest with.
+    ``chunk_rows`` bounds the rows of one forward pass (memory stays flat for large requests).
     """
 
-    model: nn.Module
+    engine: Engine
     manifest: Manifest
-    device: torch.device
     weights: Path
     threads: int
     name: str = "model"
     version: str = "local"
     chunk_rows: int = 256
-    channels_last: bool = False
 
     def predict(self, batch: np.ndarray) -> dict[str, list[Any]]:
         """Model input ``(batch, *input.shape)`` float32 -> the answer, plain lists ready for JSON.
@@ -58,21 +55,10 @@ class Predictor:
     def outputs(self, batch: np.ndarray) -> np.ndarray:
         """Model input -> ``(rows, output width)`` float32: probabilities (classification) or values
         (regression), computed in chunks of ``chunk_rows``."""
-        if not batch.flags.writeable:  # a view of a request body (.npy): torch wants memory it may own
-            batch = batch.copy()
         step = self.chunk_rows
-        with torch.inference_mode():
-            chunks = [self._forward(batch[i : i + step]) for i in range(0, len(batch), step)]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-
-    def _forward(self, chunk: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(chunk).to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = self.model(x).float()
-        if self.manifest.output.kind == "classification":
-            y = torch.softmax(y, dim=1)
-        return y.cpu().numpy()
+        if len(batch) <= step:
+            return self.engine(batch)
+        return np.concatenate([self.engine(batch[i : i + step]) for i in range(0, len(batch), step)])
 
     def warm_up(self) -> float:
         """Inference on batches of zeros at every power of two up to ``chunk_rows`` (and 2, always), so no
@@ -94,7 +80,8 @@ class Predictor:
             "weights": self.weights.name,
             "weights_sha256": self.manifest.weights_sha256,
             "torch_version": self.manifest.torch_version,
-            "device": str(self.device),
+            "device": str(self.engine.device),
+            "runtime": self.engine.name,
         }
 
 

@@ -1,4 +1,4 @@
-"""Device and thread choices for one inference-server worker process.
+"""Thread choices for one inference-server worker process (PyTorch's and ONNX Runtime's intra-op threads).
 
 Threads matter most on CPU: every worker is its own process, and torch's default thread pool per process
 makes the workers fight over the cores (measured on 2 cores, 2 workers: about 70 req/s with default threads,
@@ -12,27 +12,7 @@ import math
 import os
 from pathlib import Path
 
-import torch
-
 logger = logging.getLogger(__name__)
-
-
-def select_device(requested: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU. ``cpu`` forces CPU. ``cuda`` requires a GPU.
-
-    Raises:
-        RuntimeError: ``cuda`` was requested on a host without one.
-    """
-    if requested == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if requested == "cuda":
-        raise RuntimeError(
-            "SERVING_DEVICE=cuda but torch.cuda.is_available() is False on this instance: use a GPU "
-            "instance type with a CUDA build of torch, or set SERVING_DEVICE=auto or cpu."
-        )
-    return torch.device("cpu")
 
 
 def available_cores() -> int:
@@ -48,10 +28,6 @@ def available_cores() -> int:
 def threads_per_worker(worker_count: int, override: int | None) -> int:
     """``override`` if given, else the available cores shared evenly among the workers (at least 1)."""
     return override or max(1, available_cores() // max(1, worker_count))
-
-
-def configure_threads(threads: int) -> None:
-    torch.set_num_threads(threads)
 
 
 def _cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:

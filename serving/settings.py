@@ -10,9 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from model_arch.formats import CODE_FORMATS
-from model_arch.model_folder import TrustPolicy
-from model_arch.registry import DEFAULT_ARCHITECTURE
+from model_arch.formats import CODE_FORMATS, TrustPolicy
+from model_arch.manifest import DEFAULT_ARCHITECTURE
 
 
 class SettingsError(ValueError):
@@ -38,6 +37,8 @@ class Settings:
         chunk_rows: ``CHUNK_ROWS``, the most rows in one forward pass; larger requests run in chunks.
         channels_last: ``CHANNELS_LAST``: ``auto`` (on for image input, shaped (channels, height, width)),
             ``on`` or ``off``.
+        runtime: ``MODEL_RUNTIME``: ``auto`` (ONNX Runtime when the model folder has an ONNX export and the
+            device is the CPU, else PyTorch), ``torch`` or ``onnx`` (see ``serving.engines``).
         allow_code_formats: ``ALLOW_CODE_FORMATS``, comma-separated formats that carry code and may load
             (``torchscript``, ``torch_export``); empty by default.
         trusted_pickle_globals: ``TRUSTED_PICKLE_GLOBALS``, comma-separated ``module.Class`` names the safe
@@ -54,6 +55,7 @@ class Settings:
     max_body_bytes: int = 1_500_000
     chunk_rows: int = 256
     channels_last: str = "auto"
+    runtime: str = "auto"
     allow_code_formats: frozenset[str] = frozenset()
     trusted_pickle_globals: tuple[str, ...] = ()
 
@@ -83,6 +85,7 @@ class Settings:
             max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", 1_500_000),
             chunk_rows=_positive_int(env, "CHUNK_ROWS", 256),
             channels_last=_choice(env, "CHANNELS_LAST", ("auto", "on", "off")),
+            runtime=_choice(env, "MODEL_RUNTIME", ("auto", "torch", "onnx")),
             allow_code_formats=frozenset(_names(env, "ALLOW_CODE_FORMATS", allowed=CODE_FORMATS)),
             trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
         )

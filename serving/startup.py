@@ -1,4 +1,5 @@
-"""Start-up for one worker: settings, device, threads, find the model, load it safely, warm it up.
+"""Start-up for one worker: threads, find the model, load it safely with its runtime (``serving.engines``),
+warm it up.
 
 ``score.init()`` calls ``load_predictor()`` once per worker process. Anything wrong raises an error whose
 message names the folder, what was found and the fix; the inference server then exits non-zero, so a broken
@@ -10,11 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
 from model_arch import formats
-from model_arch.model_folder import ModelFolderError, load_model
+from model_arch.manifest import ModelFolderError
 from serving import runtime
+from serving.engines import load_engine
 from serving.locate import locate_model, model_identity
 from serving.predictor import Predictor
 from serving.settings import Settings
@@ -31,25 +31,17 @@ def doctor_hint(model_dir: str | None) -> str:
 def load_predictor(settings: Settings) -> Predictor:
     """Find, load and warm up the model that ``settings`` point at."""
     started = time.perf_counter()
-    device = runtime.select_device(settings.device)
     threads = runtime.threads_per_worker(settings.worker_count, settings.threads)
-    runtime.configure_threads(threads)
-
     try:
         source = locate_model(settings.model_dir, settings.model_path, settings.architecture)
-        model = load_model(source.manifest, source.weights, device, settings.trust)
+        engine = load_engine(settings, source, threads)
         name, version = model_identity(settings.model_dir, source.manifest)
-        channels_last = use_channels_last(settings.channels_last, source.manifest.input.shape)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        predictor = Predictor(
-            model, source.manifest, device, source.weights, threads, name, version, settings.chunk_rows, channels_last
-        )
+        predictor = Predictor(engine, source.manifest, source.weights, threads, name, version, settings.chunk_rows)
         warm_up_s = warm_up(predictor)
     except ModelFolderError as err:
         raise ModelFolderError(f"{err}\n{doctor_hint(settings.model_dir)}") from err
     logger.info(
-        "model ready: %s version %s from %s (%s, %s, architecture %s), device %s, %d torch thread(s), "
+        "model ready: %s version %s from %s (%s, %s, architecture %s), runtime %s on %s, %d thread(s), "
         "channels_last %s, chunks of %d rows, warm-up %.1f ms, start-up %.2f s",
         name,
         version,
@@ -57,19 +49,15 @@ def load_predictor(settings: Settings) -> Predictor:
         formats.DESCRIPTIONS[formats.detect_format(source.weights)],
         "with manifest" if source.has_manifest else "no manifest: default config",
         source.manifest.architecture,
-        device,
+        f"{engine.name} ({source.manifest.onnx.file})" if engine.name == "onnxruntime" else engine.name,
+        engine.device,
         threads,
-        predictor.channels_last,
+        engine.channels_last,
         predictor.chunk_rows,
         warm_up_s * 1e3,
         time.perf_counter() - started,
     )
     return predictor
-
-
-def use_channels_last(setting: str, input_shape: tuple[int, ...]) -> bool:
-    """``auto``: on for image input (channels, height, width), where it measured 1.5× faster on CPU."""
-    return setting == "on" or (setting == "auto" and len(input_shape) == 3)
 
 
 def warm_up(predictor: Predictor) -> float:

@@ -15,7 +15,9 @@ from azureml_inference_server_http.server.create_app import create
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.model_folder import WEIGHTS_NAME, load_model, read_manifest
+from model_arch.manifest import WEIGHTS_NAME, read_manifest
+from model_arch.model_folder import load_model
+from model_arch.onnx_export import export_onnx
 from model_arch.train import train
 
 # Property tests check behaviour, not speed: a busy 2-core machine must not turn a slow example into a failure.
@@ -29,9 +31,11 @@ SAMPLE_LABELS = [3, 7]  # the true digits of the two images in deploy/sample-req
 
 @pytest.fixture(scope="session")
 def trained_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo model, really trained (a few seconds), as training writes it: manifest.json + model.pt."""
+    """The demo model, really trained (a few seconds), as training writes it: manifest.json, model.pt and the
+    ONNX export (model.onnx), so the default runtime (MODEL_RUNTIME=auto) serves it with ONNX Runtime."""
     folder = tmp_path_factory.mktemp("trained") / "model"
     train(folder)
+    export_onnx(folder)
     return folder
 
 

@@ -23,15 +23,16 @@ def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folde
 
     results = json.loads((out / "results.json").read_text())
     assert code == 0
-    assert {run["server"] for run in results["runs"]} == {"noop", "sample", "template"}
+    assert {run["server"] for run in results["runs"]} == {"noop", "sample", "template", "template-torch"}
     assert all(run["errors"] == 0 and run["requests_per_s"] > 0 for run in results["runs"])
     template_loads = {run["payload"] for run in results["runs"] if run["server"] == "template"}
     assert template_loads == {"1 row", "256 rows JSON", "256 rows .npy"}
     assert {row["scenario"] for row in results["ratios"]} >= {"1 row, 2 workers, 8 clients"}
-    assert set(results["cold_start_s"]) == set(results["memory_mib"]) == {"noop", "sample", "template"}
+    assert set(results["cold_start_s"]) == set(results["memory_mib"]) == set(bench.SERVERS)
     assert results["floor_ms"]["forward 256 rows"] > results["floor_ms"]["forward 1 rows"] > 0
+    assert results["floor_ms"]["forward 256 rows, onnxruntime"] > results["floor_ms"]["forward 1 rows, onnxruntime"]
     report = (out / "results.md").read_text()
-    assert "Targets:" in report and "vs ceiling (a)" in report
+    assert "Targets:" in report and "vs ceiling (a)" in report and "torch runtime vs ceiling (a)" in report
     assert (out / "chart.png").stat().st_size > 10_000
 
 

@@ -15,7 +15,8 @@ from harness.client import post_json
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
 from model_arch.data import digits_split
-from model_arch.model_folder import load_model, read_manifest
+from model_arch.manifest import read_manifest
+from model_arch.model_folder import load_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 BATCH = 100

@@ -19,7 +19,7 @@ from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.loadtest import make_jobs, run_load
 from harness.server import WORKER_READY, InferenceServer
-from model_arch.model_folder import read_manifest
+from model_arch.manifest import read_manifest
 from tests.fault_models import FaultyDigits
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

@@ -12,7 +12,7 @@ from model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
 
 from model_arch import formats
 from model_arch.data import digits_split
-from model_arch.model_folder import ModelFolderError
+from model_arch.manifest import ModelFolderError
 from serving import doctor
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor

@@ -18,7 +18,8 @@ from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
 from model_arch.data import linnerud_split
 from model_arch.linnerud_mlp import FEATURES, TARGETS
-from model_arch.model_folder import load_model, read_manifest
+from model_arch.manifest import read_manifest
+from model_arch.model_folder import load_model
 from serving import doctor
 from serving.settings import Settings
 from serving.startup import load_predictor

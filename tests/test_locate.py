@@ -10,7 +10,7 @@ import torch
 
 from harness.layout import lay_out_like_azure
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.model_folder import WEIGHTS_NAME, ModelFolderError
+from model_arch.manifest import WEIGHTS_NAME, ModelFolderError
 from serving.locate import LISTING_LIMIT, ModelNotFoundError, is_weights_file, locate_model, model_identity
 
 ARCH = "digits_cnn"

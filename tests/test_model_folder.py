@@ -13,18 +13,9 @@ from torch import nn
 
 from model_arch.data import digits_split
 from model_arch.digits_cnn import INPUT_SPEC, DigitsCNN, DigitsCNNConfig
-from model_arch.model_folder import (
-    MANIFEST_NAME,
-    WEIGHTS_NAME,
-    Manifest,
-    ModelFolderError,
-    TrustPolicy,
-    load_model,
-    manifest_for_bare_weights,
-    read_manifest,
-    sha256_of,
-    write_model_folder,
-)
+from model_arch.formats import TrustPolicy
+from model_arch.manifest import MANIFEST_NAME, WEIGHTS_NAME, Manifest, ModelFolderError, read_manifest, sha256_of
+from model_arch.model_folder import load_model, manifest_for_bare_weights, write_model_folder
 
 CPU = torch.device("cpu")
 
@@ -34,10 +25,10 @@ def predictions(model: nn.Module, rows: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(INPUT_SPEC.preprocess(rows))).argmax(dim=1).numpy()
 
 
-def test_trained_folder_holds_manifest_and_state_dict(trained_folder: Path) -> None:
+def test_trained_folder_holds_manifest_state_dict_and_export(trained_folder: Path) -> None:
     manifest = json.loads((trained_folder / MANIFEST_NAME).read_text())
 
-    assert sorted(p.name for p in trained_folder.iterdir()) == [MANIFEST_NAME, WEIGHTS_NAME]
+    assert sorted(p.name for p in trained_folder.iterdir()) == [MANIFEST_NAME, "model.onnx", WEIGHTS_NAME]
     assert manifest["architecture"] == "digits_cnn"
     assert manifest["weights"] == {
         "file": WEIGHTS_NAME,

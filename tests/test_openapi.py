@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO_ROOT, scoring_app_client
 
 from harness.server import InferenceServer
-from model_arch.registry import DEFAULT_ARCHITECTURE
+from model_arch.manifest import DEFAULT_ARCHITECTURE
 from serving.openapi import FILES, openapi_documents
 from serving.settings import Settings
 

@@ -9,15 +9,17 @@ import pytest
 import torch
 
 from model_arch.digits_cnn import INPUT_SPEC
-from model_arch.model_folder import read_manifest
+from model_arch.manifest import read_manifest
 from serving.predictor import Predictor, warm_up_sizes
 from serving.settings import Settings
-from serving.startup import load_predictor, use_channels_last
+from serving.startup import load_predictor
+from serving.torch_engine import TorchEngine, use_channels_last
 
 
 def predictor(model: torch.nn.Module, folder: Path, **kwargs) -> Predictor:
     manifest = read_manifest(folder)
-    return Predictor(model, manifest, torch.device("cpu"), folder / manifest.weights_file, 1, **kwargs)
+    engine = TorchEngine(model, torch.device("cpu"), classification=True, channels_last=False)
+    return Predictor(engine, manifest, folder / manifest.weights_file, 1, **kwargs)
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 64, 1000])
@@ -55,11 +57,11 @@ def test_channels_last_is_on_for_image_input_unless_switched(setting: str, shape
 
 def test_channels_last_answers_like_the_default_layout(azure_model_dir: Path) -> None:
     batch = INPUT_SPEC.preprocess(np.random.default_rng(1).integers(0, 17, (50, 64)))
-    env = {"AZUREML_MODEL_DIR": str(azure_model_dir), "TORCH_NUM_THREADS": "1"}
+    env = {"AZUREML_MODEL_DIR": str(azure_model_dir), "TORCH_NUM_THREADS": "1", "MODEL_RUNTIME": "torch"}
 
     fast = load_predictor(Settings.from_env({**env, "CHANNELS_LAST": "on"}))
     plain = load_predictor(Settings.from_env({**env, "CHANNELS_LAST": "off"}))
 
-    assert fast.channels_last and not plain.channels_last
+    assert fast.engine.channels_last and not plain.engine.channels_last
     assert fast.predict(batch)["predictions"] == plain.predict(batch)["predictions"]
     np.testing.assert_allclose(fast.predict(batch)["probabilities"], plain.predict(batch)["probabilities"], atol=1e-5)

@@ -7,19 +7,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from serving import runtime
+from serving import runtime, torch_engine
 
 
 def test_select_device_honours_cpu_and_falls_back_without_cuda() -> None:
-    assert runtime.select_device("cpu") == torch.device("cpu")
+    assert torch_engine.select_device("cpu") == torch.device("cpu")
     expected = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    assert runtime.select_device("auto") == expected
+    assert torch_engine.select_device("auto") == expected
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a host without CUDA")
 def test_select_device_refuses_cuda_on_a_host_without_it() -> None:
     with pytest.raises(RuntimeError, match=r"SERVING_DEVICE=cuda but torch\.cuda\.is_available"):
-        runtime.select_device("cuda")
+        torch_engine.select_device("cuda")
 
 
 @pytest.mark.parametrize(("cores", "workers", "expected"), [(2, 1, 2), (2, 2, 1), (2, 4, 1), (16, 4, 4), (16, 3, 5)])

@@ -47,7 +47,7 @@ def test_the_dockerfile_pins_exactly_what_pyproject_pins() -> None:
     assert dockerfile_pins() == pins(project()["dependencies"])
 
 
-def test_the_training_environment_adds_only_scikit_learn() -> None:
+def test_the_training_environment_adds_only_the_train_extra() -> None:
     serving = {k: v for k, v in pins(project()["dependencies"]).items() if k != "azureml-inference-server-http"}
     train = pins(project()["optional-dependencies"]["train"])
 
