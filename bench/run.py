@@ -12,7 +12,9 @@ Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per r
 (the .npy load also asks for a .npy answer).
 Also the model's in-process forward time (the floor), cold start (launch to the first 200, and to every worker
 ready), and memory per worker (RSS and PSS).
-The key comparison (1 row, 2 workers, 8 clients) runs three times to show the noise. The load generator is
+The two-worker servers run side by side (each started alone, for its cold start), so that the key comparison
+(1 row, 2 workers, 8 clients) runs round-robin, three times: a machine that slows down for a while slows every
+server alike, and the repeats show the noise. The load generator is
 ``wrk`` when installed (``make bench`` installs it), else a slower threaded Python client, said in the report.
 Every server is stopped by its PID. Writes ``build/bench/results.json``, ``results.md`` and ``chart.png``.
 """
@@ -20,6 +22,7 @@ Every server is stopped by its PID. Writes ``build/bench/results.json``, ``resul
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
@@ -51,7 +54,7 @@ SERVERS = {  # name -> (entry script, environment)
     "template": ("score.py", {}),
     "template-torch": ("score.py", {"MODEL_RUNTIME": "torch"}),
 }
-KEY = ("1 row", 2, 8)  # (payload, workers, clients) of the comparison repeated to show the noise
+KEY_LOAD = ("1 row", 8)  # (payload, clients) of the comparison repeated, with 2 workers, to show the noise
 
 
 @dataclass
@@ -261,45 +264,44 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
     print(f"load generator: {results.generator}; {seconds:g} s per run", flush=True)
     results.floor_ms = forward_floor(model_folder)
 
-    for name, (entry_script, env) in SERVERS.items():
-        for workers in (2,) if quick or name == "template-torch" else (1, 2):
-            with InferenceServer(model_dirs[name], workers=workers, entry_script=entry_script, env=env) as server:
-                if workers == 2:
-                    results.cold_start_s[name] = {
-                        "first 200": round(server.first_answer_s, 2),
-                        "all workers ready": round(server.all_ready_s, 2),
-                    }
-                for payload, clients, repeat in _plan(name, workers, repeats, quick):
-                    body, content_type, rows = payloads[payload]
-                    rate, p50, p99, errors = generator(server.url + "/score", body, content_type, clients, seconds)
-                    run = Run(
-                        name,
-                        workers,
-                        payload,
-                        clients,
-                        rows,
-                        round(rate, 1),
-                        round(p50, 2),
-                        round(p99, 2),
-                        errors,
-                        repeat,
-                    )
-                    results.runs.append(run)
-                    print(f"  {name:14} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
-                    print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}", flush=True)
-                if workers == 2:
-                    results.memory_mib[name] = worker_memory_mib(server)
+    def measure(server: InferenceServer, name: str, workers: int, payload: str, clients: int, repeat: int = 0):
+        body, content_type, rows = payloads[payload]
+        rate, p50, p99, errors = generator(server.url + "/score", body, content_type, clients, seconds)
+        results.runs.append(
+            Run(name, workers, payload, clients, rows, round(rate, 1), round(p50, 2), round(p99, 2), errors, repeat)
+        )
+        print(f"  {name:14} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
+        print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}", flush=True)
+
+    # Two workers: every server up at once (idle ones cost nothing), each started alone for its cold start. The
+    # key comparison then runs round-robin, so a machine that slows down for a while slows every server alike.
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name, (entry_script, env) in SERVERS.items():
+            server = InferenceServer(model_dirs[name], workers=2, entry_script=entry_script, env=env)
+            servers[name] = stack.enter_context(server)
+            results.cold_start_s[name] = {
+                "first 200": round(server.first_answer_s, 2),
+                "all workers ready": round(server.all_ready_s, 2),
+            }
+        for repeat in range(repeats):
+            for name, server in servers.items():
+                measure(server, name, 2, *KEY_LOAD, repeat)
+        for name, server in servers.items():
+            loads = [("1 row", 1)] if not quick else []
+            loads += [("256 rows JSON", 8)] + ([("256 rows .npy", 8)] if name != "sample" else [])  # sample: JSON
+            for payload, clients in loads:
+                measure(server, name, 2, payload, clients)
+            results.memory_mib[name] = worker_memory_mib(server)
+
+    if not quick:  # one worker: one server at a time
+        for name, (entry_script, env) in SERVERS.items():
+            if name == "template-torch":
+                continue
+            with InferenceServer(model_dirs[name], workers=1, entry_script=entry_script, env=env) as server:
+                for clients in (1, 8):
+                    measure(server, name, 1, "1 row", clients)
     return results
-
-
-def _plan(name: str, workers: int, repeats: int, quick: bool) -> list[tuple[str, int, int]]:
-    plan = [("1 row", 8, 0)] if quick else [("1 row", 1, 0), ("1 row", 8, 0)]
-    if workers == 2:
-        plan += [("1 row", 8, r) for r in range(1, repeats)]
-        plan.append(("256 rows JSON", 8, 0))
-        if name != "sample":  # the sample style reads JSON only
-            plan.append(("256 rows .npy", 8, 0))
-    return plan
 
 
 # ---------------------------------------------------------------------------------------------- report
