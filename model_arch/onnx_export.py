@@ -7,7 +7,8 @@ ONNX Runtime then returns what the PyTorch path returns, and serving does no wor
 The batch dimension is dynamic. The export is run through ONNX Runtime and compared with the PyTorch model on
 seeded rows from the input spec's range, at 1, 7 and 64 rows; the largest difference is recorded in the
 manifest. An export that differs by more than ``TOLERANCE`` is deleted and refused. The manifest also records
-the file's sha256; serving checks it, and compares the export with the weights again at every start-up.
+the file's sha256 and the weights' sha256; serving checks both at start-up (without torch), and
+``python -m serving.doctor`` compares the export's answers with the weights again.
 
 Why: on the 2-core benchmark machine the demo CNN's forward pass takes about 80 µs in PyTorch and 17 µs in
 ONNX Runtime for one row, and 5.7 ms against 1.6 ms for 256 rows (README, "Speed").

@@ -24,7 +24,7 @@ from model_arch.data import digits_split, linnerud_split
 from model_arch.digits_cnn import DigitsCNN, DigitsCNNConfig
 from model_arch.linnerud_mlp import TARGETS as LINNERUD_TARGETS
 from model_arch.linnerud_mlp import LinnerudMLP, LinnerudMLPConfig
-from model_arch.manifest import Manifest
+from model_arch.manifest import Manifest, ModelFolderError
 from model_arch.model_folder import write_model_folder
 from model_arch.onnx_export import EXPORTER_PACKAGES, export_onnx
 from model_arch.registry import get_architecture
@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def add_onnx_export(folder: str | Path) -> None:
-    """Export for ONNX Runtime; without the exporter's packages, say so and leave the folder PyTorch-only."""
+    """Export for ONNX Runtime. Without the exporter's packages, or when the export fails its check, say so and
+    leave the folder as it is: the weights serve with PyTorch, and the job that trained them succeeds."""
     missing = [name for name in EXPORTER_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         logger.warning(
@@ -152,7 +153,10 @@ def add_onnx_export(folder: str | Path) -> None:
             ", ".join(missing),
         )
         return
-    export_onnx(folder)
+    try:
+        export_onnx(folder)
+    except ModelFolderError as err:
+        logger.warning("no ONNX export, the folder serves with PyTorch: %s", err)
 
 
 if __name__ == "__main__":

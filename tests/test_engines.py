@@ -17,6 +17,7 @@ from conftest import REPO_ROOT
 from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
+from model_arch import train
 from model_arch.data import digits_split
 from model_arch.digits_cnn import INPUT_SPEC
 from model_arch.manifest import MANIFEST_NAME, WEIGHTS_NAME, ModelFolderError, read_manifest, sha256_of, write_manifest
@@ -194,3 +195,23 @@ def test_both_runtimes_give_the_same_answers_over_http(served: InferenceServer, 
     assert request(served.url + "/score").json()["runtime"] == "onnxruntime"
     assert answer["predictions"] == expected["predictions"]
     np.testing.assert_allclose(answer["probabilities"], expected["probabilities"], atol=1e-5)
+
+
+def test_training_can_skip_the_export(tmp_path: Path) -> None:
+    train.main(["--output-dir", str(tmp_path / "model"), "--epochs", "1", "--no-onnx"])
+
+    assert read_manifest(tmp_path / "model").onnx is None
+    assert not (tmp_path / "model" / ONNX_NAME).exists()
+
+
+def test_a_failed_export_leaves_training_successful_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(folder):
+        raise ModelFolderError("the export differs from the PyTorch model by 3.00e-01")
+
+    monkeypatch.setattr(train, "export_onnx", refuse)
+
+    train.add_onnx_export(tmp_path)
+
+    assert "no ONNX export, the folder serves with PyTorch: the export differs" in caplog.text
