@@ -26,7 +26,7 @@ setup: $(VENV)/.installed ## Create .venv/ and install the pinned dependencies (
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check $(PIP_INDEX_ARGS) -e '.[dev]' && touch $@
 
-model: $(MODEL)/manifest.json ## Train the demo digits CNN and write the model folder to build/model/
+model: $(MODEL)/manifest.json ## Train the demo digits CNN and write the model folder (weights and ONNX export) to build/model/
 
 $(MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py
 	$(BIN)/python -m model_arch.train --output-dir $(MODEL)

@@ -70,6 +70,11 @@ def describe_file(path: Path) -> list[str]:
         facts.append("needs: the architecture class (manifest, or MODEL_ARCHITECTURE)")
     elif file_format in (formats.TORCH_SAVE, formats.LEGACY_TORCH_SAVE):
         facts += _describe_pickle(path)
+    elif file_format == formats.ONNX:
+        facts.append(
+            "served: by ONNX Runtime when the manifest beside it records it as the export of its weights "
+            "(MODEL_RUNTIME); an ONNX file on its own is not"
+        )
     return facts
 
 
@@ -140,11 +145,20 @@ def _describe_manifest(path: Path) -> list[str]:
         checksum = "not recorded"
     else:
         checksum = "matches" if sha256_of(weights) == manifest.weights_sha256 else "DOES NOT MATCH"
-    return [
+    facts = [
         f"manifest: architecture {manifest.architecture!r}, config {manifest.config}",
         f"weights: {manifest.weights_file} (sha256 {checksum}), saved with torch {manifest.torch_version}",
         f"input: {manifest.input.describe_row()}",
     ]
+    if manifest.onnx is not None:
+        export = path.parent / manifest.onnx.file
+        state = "matches" if export.is_file() and sha256_of(export) == manifest.onnx.sha256 else "DOES NOT MATCH"
+        source = "these weights" if manifest.onnx.weights_sha256 == manifest.weights_sha256 else "OTHER weights"
+        facts.append(
+            f"onnx export: {manifest.onnx.file} (sha256 {state}), exported from {source}, largest difference "
+            f"{manifest.onnx.max_abs_diff:.1e} when exported"
+        )
+    return facts
 
 
 def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
@@ -158,6 +172,7 @@ def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
     verdict = f"OK: the template serves {predictor.weights} ({architecture}) with {engine.name} on {engine.device}."
     if engine.name != "onnxruntime":
         return True, verdict
+    verdict = f"{verdict[:-1]}, from its ONNX export {predictor.manifest.onnx.file}."
     # Start-up checks the export's checksums only; here its answers are compared with the weights themselves.
     source = ModelSource(predictor.weights, predictor.manifest, has_manifest=True)
     reference = load_torch_engine(Settings.from_env({**env, "MODEL_RUNTIME": "torch"}), source, threads=1)

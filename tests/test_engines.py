@@ -152,7 +152,8 @@ def test_the_export_command_reports_a_folder_it_cannot_read(tmp_path: Path) -> N
 def test_the_doctor_compares_the_export_with_the_weights(azure_model_dir: Path) -> None:
     ok, report = doctor.diagnose(str(azure_model_dir), {})
 
-    assert ok and "with onnxruntime on cpu" in report
+    assert ok and "with onnxruntime on cpu, from its ONNX export model.onnx." in report
+    assert "onnx export: model.onnx (sha256 matches), exported from these weights" in report
     assert "The ONNX export answers like the weights: largest difference" in report
 
 
