@@ -134,7 +134,7 @@ def load_model(
     elif file_format == formats.ONNX:
         raise ModelFolderError(
             f"{weights_path} is an ONNX model on its own. This template serves PyTorch weights, and runs an ONNX "
-            "export of them only beside the weights it came from, so that it is checked against them at start-up. "
+            "export of them only beside the weights it came from, so that it can be checked against them. "
             "Register the PyTorch state_dict the ONNX file was exported from instead (then add the export with "
             "python -m model_arch.onnx_export FOLDER)."
         )
