@@ -91,6 +91,22 @@ def test_{name}_is_served_by_score_py(tmp_path: Path, monkeypatch: pytest.Monkey
     predictions = by_name.get_json()["predictions"]
     assert len(predictions) == 2 and list(predictions[0]) == list(TARGETS)
     assert by_position.get_json()["predictions"][0] == pytest.approx(predictions[0], abs=1e-5)
+
+
+def test_{name}_exports_to_onnx_and_answers_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The faster ONNX Runtime path (MODEL_RUNTIME=auto). If the export fails, the model still serves with PyTorch.
+    write_model_folder({cls}().eval(), tmp_path / "model", architecture="{name}", config={{}})
+    export_onnx(tmp_path / "model")
+    rows = [[float(i) for i in range(len(FEATURES))]] * 3
+
+    answers = {{}}
+    for runtime in ("onnx", "torch"):  # one app at a time: the server's blueprint holds the latest script
+        client = scoring_app_client(monkeypatch, tmp_path, MODEL_RUNTIME=runtime)
+        answers[runtime] = client.post("/score", json={{"data": rows}}).get_json()["predictions"]
+        assert client.get("/score").get_json()["runtime"] == {{"onnx": "onnxruntime", "torch": "torch"}}[runtime]
+
+    for fast, reference in zip(answers["onnx"], answers["torch"], strict=True):
+        assert fast == pytest.approx(reference, abs=1e-4)
 '''
 
 
@@ -119,7 +135,8 @@ def scaffold(name: str, root: Path = REPO_ROOT) -> list[Path]:
     title = name.replace("_", " ").capitalize()
     module.write_text(MODULE.format(name=name, cls=cls, title=title))
     test_imports = sorted([f"from model_arch.{name} import FEATURES, TARGETS, {cls}",  # in isort's order
-                           "from model_arch.model_folder import write_model_folder"])  # fmt: skip
+                           "from model_arch.model_folder import write_model_folder",
+                           "from model_arch.onnx_export import export_onnx"])  # fmt: skip
     test.write_text(TEST.format(name=name, cls=cls, first_party_imports="\n".join(test_imports)))
     names = [n.strip() for n in modules.group(1).split(",") if n.strip()] + [name]
     text = text.replace(

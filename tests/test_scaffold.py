@@ -40,7 +40,7 @@ def test_a_scaffolded_model_is_registered_served_and_lint_clean(repo_copy: Path)
         cwd=repo_copy, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
-    assert "1 passed" in tests.stdout
+    assert "2 passed" in tests.stdout
     ruff = Path(sys.executable).with_name("ruff")
     lint = subprocess.run([str(ruff), "check", "model_arch", "tests"], cwd=repo_copy, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
