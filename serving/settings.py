@@ -43,6 +43,8 @@ class Settings:
             (``torchscript``, ``torch_export``); empty by default.
         trusted_pickle_globals: ``TRUSTED_PICKLE_GLOBALS``, comma-separated ``module.Class`` names the safe
             unpickler may use (for a whole pickled module you trust); empty by default.
+        preload: ``WORKER_PRELOAD=true``, the inference server's own setting: ``init()`` runs once in its master
+            process, before it forks the workers. Allowed only where that is safe (see ``serving.engines``).
     """
 
     model_dir: str | None
@@ -58,6 +60,7 @@ class Settings:
     runtime: str = "auto"
     allow_code_formats: frozenset[str] = frozenset()
     trusted_pickle_globals: tuple[str, ...] = ()
+    preload: bool = False
 
     @property
     def trust(self) -> TrustPolicy:
@@ -67,13 +70,6 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        if env.get("WORKER_PRELOAD", "").strip().lower() == "true":
-            raise SettingsError(
-                "WORKER_PRELOAD=true runs init() in the server's master process before it forks the workers, and "
-                "torch does not survive that fork: measured with this template, every worker hung on its first "
-                "request. Unset WORKER_PRELOAD; each worker loads the model itself (about 280 MiB RSS per worker "
-                "for the demo model, most of it torch)."
-            )
         return cls(
             model_dir=env.get("AZUREML_MODEL_DIR") or None,
             model_path=env.get("MODEL_PATH") or None,
@@ -88,6 +84,7 @@ class Settings:
             runtime=_choice(env, "MODEL_RUNTIME", ("auto", "torch", "onnx")),
             allow_code_formats=frozenset(_names(env, "ALLOW_CODE_FORMATS", allowed=CODE_FORMATS)),
             trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
+            preload=env.get("WORKER_PRELOAD", "").strip().lower() == "true",
         )
 
 

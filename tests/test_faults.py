@@ -15,11 +15,14 @@ import pytest
 import torch
 from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
 
+from bench.run import worker_memory_mib
 from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.loadtest import make_jobs, run_load
-from harness.server import WORKER_READY, InferenceServer
+from harness.server import WORKER_BOOTED, WORKER_READY, InferenceServer
 from model_arch.manifest import read_manifest
+from serving.settings import Settings, SettingsError
+from serving.startup import load_predictor
 from tests.fault_models import FaultyDigits
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -61,6 +64,44 @@ def test_a_killed_worker_is_replaced_and_answers_stay_right(trained_folder: Path
     assert during.wrong_answers == 0  # failures are errors, never wrong answers
     assert during.requests + during.connection_errors == 400
     assert (after.errors, after.wrong_answers, after.requests) == (0, 0, 200)
+
+
+def test_preloaded_onnx_workers_share_memory_answer_right_and_survive_a_kill(
+    trained_folder: Path, tmp_path: Path
+) -> None:
+    manifest = read_manifest(trained_folder)
+    jobs = make_jobs(manifest, trained_folder / manifest.weights_file, count=400, max_rows=4)
+    model_dir = lay_out_like_azure(trained_folder, tmp_path)
+    env = {"TORCH_NUM_THREADS": "1"}  # one thread per worker: what makes the fork safe
+
+    with InferenceServer(model_dir, workers=2, env=env) as server:
+        separate = worker_memory_mib(server)["worker PSS"]
+    with InferenceServer(model_dir, workers=2, env={**env, "WORKER_PRELOAD": "true"}) as server:
+        shared = worker_memory_mib(server)["worker PSS"]
+        before = run_load(server.url + "/score", jobs[:200], clients=8, seconds=60)
+        victim = server.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: server.log().count(WORKER_BOOTED) >= 3 and len(server.worker_pids()) == 2, seconds=30)
+        after = run_load(server.url + "/score", jobs[200:], clients=8, seconds=60)
+
+    print(f"worker PSS: {separate} MiB each loading the model, {shared} MiB forked from a preloaded master")
+    assert server.log().count(WORKER_READY) == 1  # init() ran once, in the master
+    assert "runtime onnxruntime" in server.log()
+    assert (before.errors, before.wrong_answers, before.requests) == (0, 0, 200)
+    assert (after.errors, after.wrong_answers, after.requests) == (0, 0, 200)  # the replacement answers too
+    assert shared < 0.8 * separate
+
+
+def test_worker_preload_is_refused_where_the_fork_is_unsafe(azure_model_dir: Path) -> None:
+    preload = {"AZUREML_MODEL_DIR": str(azure_model_dir), "WORKER_PRELOAD": "true"}
+
+    with pytest.raises(SettingsError, match="torch does not survive that fork") as torch_runtime:
+        load_predictor(Settings.from_env({**preload, "MODEL_RUNTIME": "torch"}))
+    with pytest.raises(SettingsError, match="with 2 threads per worker: ONNX Runtime's thread pool"):
+        load_predictor(Settings.from_env({**preload, "TORCH_NUM_THREADS": "2"}))
+
+    assert "PyTorch serves this model because MODEL_RUNTIME=torch" in str(torch_runtime.value)
+    assert load_predictor(Settings.from_env({**preload, "TORCH_NUM_THREADS": "1"})).engine.name == "onnxruntime"
 
 
 def test_a_model_past_the_scoring_timeout_gets_a_clear_5xx_and_the_worker_recovers(faulty_model_dir) -> None:

@@ -131,8 +131,8 @@ def test_a_broken_model_dir_makes_the_server_exit_with_the_fix_in_its_log(tmp_pa
         assert "is not a folder (it does not exist). Check the deployment's `model:` setting" in log
 
 
-def test_worker_preload_stops_the_server_with_the_reason(azure_model_dir: Path) -> None:
-    server = InferenceServer(azure_model_dir, env={"WORKER_PRELOAD": "true"})
+def test_worker_preload_with_torch_stops_the_server_with_the_reason(azure_model_dir: Path) -> None:
+    server = InferenceServer(azure_model_dir, env={"WORKER_PRELOAD": "true", "MODEL_RUNTIME": "torch"})
 
     assert server.wait_for_exit(timeout=60) != 0
     assert "torch does not survive that fork" in server.log()

@@ -53,8 +53,7 @@ def test_settings_reject_unusable_values(name: str, value: str, fragment: str) -
     assert fragment in str(caught.value)
 
 
-def test_worker_preload_is_refused_with_the_reason() -> None:
-    with pytest.raises(SettingsError, match="WORKER_PRELOAD=true runs init\\(\\) in the server's master process"):
-        Settings.from_env({"WORKER_PRELOAD": "true"})
-
-    assert Settings.from_env({"WORKER_PRELOAD": "false"}).worker_count == 1
+def test_worker_preload_is_read_from_the_servers_own_setting() -> None:
+    assert Settings.from_env({"WORKER_PRELOAD": "true"}).preload
+    assert not Settings.from_env({"WORKER_PRELOAD": "false"}).preload
+    assert not Settings.from_env({}).preload
