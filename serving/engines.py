@@ -68,14 +68,15 @@ def load_engine(settings: Settings, source: ModelSource, threads: int) -> OnnxEn
     Raises:
         ModelFolderError: the ONNX export the manifest names is missing, altered or of other weights; the
             weights cannot be loaded; or ``MODEL_RUNTIME=onnx`` and ONNX Runtime cannot serve (it says why).
+        SettingsError: ``WORKER_PRELOAD=true`` where the fork is not safe (``refuse_unsafe_preload``).
     """
     reason = onnx_unavailable(settings, source.manifest)
+    if reason is not None and settings.runtime == "onnx":
+        raise ModelFolderError(f"MODEL_RUNTIME=onnx, but {reason}. Unset MODEL_RUNTIME to serve with PyTorch.")
     if settings.preload:
         refuse_unsafe_preload(reason, threads)
     if reason is None:
         return load_onnx_engine(source, threads)
-    if settings.runtime == "onnx":
-        raise ModelFolderError(f"MODEL_RUNTIME=onnx, but {reason}. Unset MODEL_RUNTIME to serve with PyTorch.")
     if settings.runtime == "auto":
         logger.info("runtime torch: %s", reason)
     from serving.torch_engine import load_torch_engine  # torch is imported here, and only here
