@@ -45,7 +45,7 @@ from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
 from model_arch.manifest import read_manifest
 from model_arch.model_folder import load_model
-from serving.engines import OnnxEngine
+from model_arch.onnx_runtime import OnnxEngine
 from serving.protocols import JSON, NPY, decode
 
 SERVERS = {  # name -> (entry script, environment)

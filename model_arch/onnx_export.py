@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from model_arch.architecture import output_head
 from model_arch.manifest import Manifest, ModelFolderError, OnnxExport, read_manifest, sha256_of, write_manifest
 from model_arch.model_folder import load_model
-from model_arch.onnx_runtime import INPUT_NAME, TOLERANCE, Forward, largest_difference, onnx_session
+from model_arch.onnx_runtime import INPUT_NAME, TOLERANCE, Forward, OnnxEngine, largest_difference
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ class ServingGraph(nn.Module):
         self.classification = classification
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.model(x).float()
-        return torch.softmax(y, dim=1) if self.classification else y
+        return output_head(self.model(x), self.classification)
 
 
 def export_onnx(folder: str | Path) -> Manifest:
@@ -94,7 +94,7 @@ def export_onnx(folder: str | Path) -> Manifest:
             f"cannot export {folder / manifest.weights_file} to ONNX ({type(err).__name__}: {str(err)[:300]}). "
             "The folder still serves with the PyTorch runtime (MODEL_RUNTIME=torch or auto)."
         ) from err
-    difference = largest_difference(_torch_forward(graph), _onnx_forward(path), manifest.input)
+    difference = largest_difference(_torch_forward(graph), OnnxEngine(path, threads=1), manifest.input)
     if not difference <= TOLERANCE:
         path.unlink()
         raise ModelFolderError(
@@ -114,11 +114,6 @@ def _torch_forward(graph: nn.Module) -> Forward:
             return graph(torch.from_numpy(batch)).numpy()
 
     return forward
-
-
-def _onnx_forward(path: Path) -> Forward:
-    session = onnx_session(path, threads=1)
-    return lambda batch: session.run(None, {INPUT_NAME: batch})[0]
 
 
 def main(argv: list[str] | None = None) -> int:

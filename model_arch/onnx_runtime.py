@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions, and the check that an ONNX export answers like the weights it came from.
+"""ONNX Runtime sessions and their forward pass, and the check that an export answers like the weights it came from.
 
 Used by ``model_arch.onnx_export`` (when it writes the export) and ``serving.engines`` (when it serves it).
 Imports neither torch nor, until a session is made, onnxruntime.
@@ -50,3 +50,19 @@ def onnx_session(path: Path, threads: int):
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxEngine:
+    """A forward pass over an ONNX file: model input in, the graph's output out (for an export, already through
+    its output head). ``serving.engines`` serves with it; ``model_arch.onnx_export`` checks an export with it."""
+
+    name = "onnxruntime"
+    device = "cpu"
+    channels_last = False
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self._session = onnx_session(path, threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: np.ascontiguousarray(chunk)})[0]

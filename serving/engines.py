@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from model_arch.manifest import Manifest, ModelFolderError, check_sha256
-from model_arch.onnx_runtime import onnx_session
+from model_arch.onnx_runtime import OnnxEngine
 from serving.locate import ModelSource
 from serving.settings import Settings, SettingsError
 
@@ -45,21 +45,6 @@ class Engine(Protocol):
     channels_last: bool
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray: ...
-
-
-class OnnxEngine:
-    """An ONNX Runtime CPU session over the export, which already ends in the output head."""
-
-    name = "onnxruntime"
-    device = "cpu"
-    channels_last = False
-
-    def __init__(self, path: Path, threads: int) -> None:
-        self._session = onnx_session(path, threads)
-        self._input = self._session.get_inputs()[0].name
-
-    def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: np.ascontiguousarray(chunk)})[0]
 
 
 def load_engine(settings: Settings, source: ModelSource, threads: int) -> OnnxEngine | TorchEngine:

@@ -10,13 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from model_arch.architecture import output_head
 from model_arch.model_folder import load_model
 from serving.locate import ModelSource
 from serving.settings import Settings
 
 
 class TorchEngine:
-    """The model in eval mode on its device; softmax added for classification."""
+    """The model in eval mode on its device, followed by the output head (``model_arch.architecture``)."""
 
     name = "torch"
 
@@ -33,10 +34,7 @@ class TorchEngine:
             x = torch.from_numpy(chunk).to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = self.model(x).float()
-            if self.classification:
-                y = torch.softmax(y, dim=1)
-            return y.cpu().numpy()
+            return output_head(self.model(x), self.classification).cpu().numpy()
 
 
 def load_torch_engine(settings: Settings, source: ModelSource, threads: int) -> TorchEngine:

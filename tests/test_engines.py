@@ -22,8 +22,9 @@ from model_arch.data import digits_split
 from model_arch.digits_cnn import INPUT_SPEC
 from model_arch.manifest import MANIFEST_NAME, WEIGHTS_NAME, ModelFolderError, read_manifest, sha256_of, write_manifest
 from model_arch.onnx_export import ONNX_NAME, export_onnx
+from model_arch.onnx_runtime import OnnxEngine
 from serving import doctor
-from serving.engines import OnnxEngine, onnx_unavailable
+from serving.engines import onnx_unavailable
 from serving.settings import Settings
 from serving.startup import load_predictor
 from serving.torch_engine import TorchEngine
