@@ -19,8 +19,8 @@ _predictor = None
 def init():
     """Find, load and warm up the model. Raises (and the server exits non-zero) if it cannot."""
     global _settings, _predictor
-    logs.attach_to_server_logging()
     _settings = Settings.from_env()
+    logs.attach_to_server_logging(server_access_lines=_settings.server_access_log)
     _predictor = load_predictor(_settings)
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import flask
 import numpy as np
-from azureml_inference_server_http.api.aml_response import AMLResponse
 
 from serving import protocols
 from serving.errors import ClientError
@@ -27,17 +26,19 @@ from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
 DISCARD_LIMIT = 16 * 1024 * 1024  # an oversized body is read and dropped up to this size, then the connection closes
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # once: json.dumps(separators=...) builds one per call
 
 
-def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> AMLResponse:
+def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> flask.Response:
     """``request`` is the Flask request the inference server passes to a ``@rawhttp`` ``run()``."""
     if request.method == "GET":
         return json_response(200, describe(predictor, settings), predictor)
     timer = _Timer()
-    record: dict[str, Any] = {"request_id": request_id(), "content_type": request.content_type}
+    content_type = request.content_type
+    record: dict[str, Any] = {"request_id": request_id(), "content_type": content_type}
     try:
         body = read_body(request, settings.max_body_bytes)
-        decoded = protocols.decode(body, request.content_type, predictor.manifest.input, settings.max_batch_rows)
+        decoded = protocols.decode(body, content_type, predictor.manifest.input, settings.max_batch_rows)
     except ClientError as err:
         record.update(status=err.status, code=err.code, parse_ms=timer.lap())
         _log(record)
@@ -57,7 +58,7 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
         model = (predictor.name, predictor.version)
         encoded = protocols.encode(answer, decoded, predictor.manifest.output, model, record["request_id"])
         response = json_response(200, encoded, predictor)
-    record.update(status=200, render_ms=timer.lap())
+    record.update(status=200, render_ms=timer.lap(), bytes=response.content_length)
     _log(record)
     return response
 
@@ -68,14 +69,25 @@ def read_body(request: flask.Request, limit: int) -> bytes:
     A body without Content-Length (chunked) is read in 64 KiB pieces, kept no further than ``limit``.
 
     Raises:
-        ClientError: 413 when the body is (or turns out to be) larger than ``limit``.
+        ClientError: 413 when the body is (or turns out to be) larger than ``limit``; 400 when it ends before
+            its declared length.
     """
     declared = request.content_length
     if declared is not None:
         if declared > limit:
             _discard(request.stream, DISCARD_LIMIT)
             raise _too_large(declared, limit)
-        return request.get_data(cache=False)
+        # The WSGI input itself, read to the declared length: werkzeug's stream wrapper around it doubled the time
+        # this takes for a small body (measured 14 -> 7 microseconds behind the server).
+        body = request.environ["wsgi.input"].read(declared)
+        if len(body) < declared:
+            raise ClientError(
+                400,
+                "incomplete_body",
+                f"the body ended after {len(body)} of the {declared} bytes its Content-Length declared; send the "
+                "whole body, with a Content-Length that matches it",
+            )
+        return body
     pieces, size = [], 0
     while piece := request.stream.read(64 * 1024):
         size += len(piece)
@@ -120,24 +132,26 @@ def request_id() -> str:
     return getattr(flask.g, "request_id", None) or "-"
 
 
-def json_response(status: int, body: dict[str, Any], predictor: Predictor) -> AMLResponse:
-    return AMLResponse(body, status, _model_headers(predictor), json_str=True)
+def json_response(status: int, body: dict[str, Any], predictor: Predictor) -> flask.Response:
+    return flask.Response(json.dumps(body), status, _model_headers(predictor), mimetype=protocols.JSON)
 
 
-def npy_response(outputs: np.ndarray, predictor: Predictor) -> AMLResponse:
+def npy_response(outputs: np.ndarray, predictor: Predictor) -> flask.Response:
     """The binary answer to ``Accept: application/x-npy``: float32 ``(rows, outputs)``, probabilities in the label
     order (or values in the output order) ``GET /score`` lists; no JSON to render, the fast path for large batches."""
     buffer = io.BytesIO()
     np.save(buffer, outputs, allow_pickle=False)
-    return AMLResponse(buffer.getvalue(), 200, {**_model_headers(predictor), "Content-Type": protocols.NPY})
+    return flask.Response(buffer.getvalue(), 200, _model_headers(predictor), mimetype=protocols.NPY)
 
 
 def _model_headers(predictor: Predictor) -> dict[str, str]:
-    return {"x-model-name": predictor.name, "x-model-version": predictor.version}
+    # x-ms-run-function-failed as the server's own AMLResponse sets it (it turns it to True on a 500). A plain
+    # flask.Response with these headers costs about 9 microseconds less per request than an AMLResponse.
+    return {"x-model-name": predictor.name, "x-model-version": predictor.version, "x-ms-run-function-failed": "False"}
 
 
 def _log(record: dict[str, Any], level: int = logging.INFO) -> None:
-    logger.log(level, "score %s", json.dumps(record, separators=(",", ":")))
+    logger.log(level, "score %s", _compact_json(record))
 
 
 class _Timer:

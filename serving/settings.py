@@ -45,6 +45,8 @@ class Settings:
             unpickler may use (for a whole pickled module you trust); empty by default.
         preload: ``WORKER_PRELOAD=true``, the inference server's own setting: ``init()`` runs once in its master
             process, before it forks the workers. Allowed only where that is safe (see ``serving.engines``).
+        server_access_log: ``SERVER_ACCESS_LOG=on`` keeps the server's own two access lines for each scored request
+            beside the template's ``score`` line; ``off`` by default (see ``serving.logs``).
     """
 
     model_dir: str | None
@@ -61,6 +63,7 @@ class Settings:
     allow_code_formats: frozenset[str] = frozenset()
     trusted_pickle_globals: tuple[str, ...] = ()
     preload: bool = False
+    server_access_log: bool = False
 
     @property
     def trust(self) -> TrustPolicy:
@@ -85,6 +88,7 @@ class Settings:
             allow_code_formats=frozenset(_names(env, "ALLOW_CODE_FORMATS", allowed=CODE_FORMATS)),
             trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
             preload=env.get("WORKER_PRELOAD", "").strip().lower() == "true",
+            server_access_log=_choice(env, "SERVER_ACCESS_LOG", ("off", "on")) == "on",
         )
 
 

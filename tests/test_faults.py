@@ -132,6 +132,7 @@ def test_a_model_that_raises_gets_a_bare_500_logged_with_its_request_id(faulty_m
     assert failed.headers["x-request-id"] == "fault-1"
     assert '"request_id":"fault-1"' in log and '"status":500' in log
     assert "RuntimeError: injected fault" in log  # the traceback is in the log, not the answer
+    assert "POST /score 500" in log and '"POST /score HTTP/1.1" 500' in log  # a 5xx keeps the server's lines
     assert (normal.status, normal.json()["predictions"]) == (200, SAMPLE_LABELS)
 
 
@@ -149,6 +150,27 @@ def test_a_slow_sender_holds_one_worker_and_the_other_keeps_answering(served: In
     after = request(served.url + "/score", body, method="POST")
 
     assert [r.status for r in replies] == [200] * 5
+    assert (after.status, after.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+def test_a_body_shorter_than_its_content_length_gets_a_400_and_the_worker_keeps_serving(
+    served: InferenceServer,
+) -> None:
+    body = SAMPLE_REQUEST.read_bytes()
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as short:
+        short.sendall(
+            b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:20]
+        )
+        short.shutdown(socket.SHUT_WR)  # the body ends here, 20 bytes in; the answer can still come back
+        answer = b""
+        while piece := short.recv(65536):
+            answer += piece
+    after = request(served.url + "/score", body, method="POST")
+
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b'"incomplete_body"' in answer and f"after 20 of the {len(body)} bytes".encode() in answer
     assert (after.status, after.json()["predictions"]) == (200, SAMPLE_LABELS)
 
 

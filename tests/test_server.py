@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,17 @@ def test_the_real_server_echoes_the_callers_request_id_and_logs_it(served: Infer
     assert records["trace-42"]["protocol"] == "data"
     assert {"parse_ms", "model_ms", "render_ms"} <= set(records["trace-42"])
     assert (records["trace-43"]["status"], records["trace-43"]["code"]) == (400, "missing_data")
-    # The server's own lines stay, but not the one that would repeat "run() output is HTTP Response" each time.
-    assert "POST /score 200" in served.log() and "run() output is HTTP Response" not in served.log()
+    assert records["trace-42"]["bytes"] == len(good.body)
+    # One line per scored request: the server's access lines for it (azmlinfsrv's, gunicorn's) and its
+    # "run() output is HTTP Response" are dropped; its lines for other requests stay.
+    assert request(served.url + "/score").status == 200
+    deadline = time.monotonic() + 5  # gunicorn writes its access line after it has sent the answer
+    while '"GET /score HTTP/1.1" 200' not in served.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = served.log()
+    assert "POST /score 200" not in log and '"POST /score HTTP/1.1" 200' not in log
+    assert "run() output is HTTP Response" not in log
+    assert "GET /score 200" in log and '"GET /score HTTP/1.1" 200' in log
 
 
 def score_records(log: str) -> list[dict]:

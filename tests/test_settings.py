@@ -44,6 +44,7 @@ def test_settings_read_every_variable() -> None:
         ("MAX_BATCH_ROWS", "-5", "MAX_BATCH_ROWS is '-5'"),
         ("CHUNK_ROWS", "many", "CHUNK_ROWS is 'many'"),
         ("CHANNELS_LAST", "yes", "CHANNELS_LAST is 'yes'; expected one of 'auto', 'on', 'off'"),
+        ("SERVER_ACCESS_LOG", "true", "SERVER_ACCESS_LOG is 'true'; expected one of 'off', 'on'"),
     ],
 )
 def test_settings_reject_unusable_values(name: str, value: str, fragment: str) -> None:
@@ -57,3 +58,8 @@ def test_worker_preload_is_read_from_the_servers_own_setting() -> None:
     assert Settings.from_env({"WORKER_PRELOAD": "true"}).preload
     assert not Settings.from_env({"WORKER_PRELOAD": "false"}).preload
     assert not Settings.from_env({}).preload
+
+
+def test_the_servers_access_lines_are_off_unless_asked_for() -> None:
+    assert not Settings.from_env({}).server_access_log
+    assert Settings.from_env({"SERVER_ACCESS_LOG": "ON"}).server_access_log
