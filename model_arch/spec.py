@@ -77,12 +77,12 @@ class InputSpec:
 
         Training and serving both call this, so the model sees the same numbers in both.
         """
-        x = np.asarray(rows, dtype=np.float32).reshape((-1, *self.shape))
+        x = rows  # each step casts to float32 first, then computes in float32
         if self.subtract:
-            x = x - np.float32(self.subtract)
+            x = np.subtract(x, np.float32(self.subtract), dtype=np.float32)
         if self.divide != 1:
-            x = x / np.float32(self.divide)
-        return x
+            x = np.divide(x, np.float32(self.divide), dtype=np.float32)
+        return np.asarray(x, dtype=np.float32).reshape((-1, *self.shape))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -198,7 +198,7 @@ def _validated(array: np.ndarray, spec: InputSpec, label: str) -> np.ndarray:
 def _all_within(array: np.ndarray, spec: InputSpec) -> bool:
     """True when every value is finite, within float32 and within the spec's range: two reductions, no masks.
     (A NaN anywhere makes the minimum NaN, which fails every comparison.)"""
-    low, high = array.min(), array.max()
+    low, high = np.minimum.reduce(array, axis=None), np.maximum.reduce(array, axis=None)  # not .min(): no Python layer
     return bool(
         max(-FLOAT32_MAX, -math.inf if spec.minimum is None else spec.minimum) <= low
         and high <= min(FLOAT32_MAX, math.inf if spec.maximum is None else spec.maximum)

@@ -42,15 +42,13 @@ class Predictor:
         """
         values = self.outputs(batch)
         output = self.manifest.output
+        # float32 carries about 7 significant digits; rounding to 7 decimals halves the JSON rendering time
+        # (measured 1.34 -> 0.68 ms for 256 rows) and moves no value by more than 5e-8.
+        rounded = values.astype(np.float64).round(OUTPUT_DECIMALS).tolist()
         if output.kind == "regression":
-            rounded = np.round(values.astype(np.float64), OUTPUT_DECIMALS).tolist()
             return {"predictions": [dict(zip(output.names, row, strict=True)) for row in rounded]}
-        return {
-            "predictions": [output.labels[i] for i in values.argmax(axis=1).tolist()],
-            # float32 carries about 7 significant digits; rounding to 7 decimals halves the JSON rendering time
-            # (measured 1.34 -> 0.68 ms for 256 rows) and moves no value by more than 5e-8.
-            "probabilities": np.round(values.astype(np.float64), OUTPUT_DECIMALS).tolist(),
-        }
+        labels = output.labels
+        return {"predictions": [labels[i] for i in values.argmax(axis=1).tolist()], "probabilities": rounded}
 
     def outputs(self, batch: np.ndarray) -> np.ndarray:
         """Model input -> ``(rows, output width)`` float32: probabilities (classification) or values

@@ -18,7 +18,7 @@ def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folde
     out = tmp_path / "bench"
 
     code = bench.main(
-        ["--model", str(trained_folder), "--out", str(out), "--quick", "--seconds", "1", "--repeats", "1"]
+        ["--model", str(trained_folder), "--out", str(out), "--quick", "--seconds", "1", "--repeats", "2"]
     )
 
     results = json.loads((out / "results.json").read_text())
@@ -31,9 +31,34 @@ def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folde
     assert set(results["cold_start_s"]) == set(results["memory_mib"]) == set(bench.SERVERS)
     assert results["floor_ms"]["forward 256 rows"] > results["floor_ms"]["forward 1 rows"] > 0
     assert results["floor_ms"]["forward 256 rows, onnxruntime"] > results["floor_ms"]["forward 1 rows, onnxruntime"]
+    key = [run for run in results["runs"] if (run["payload"], run["clients"]) == bench.KEY_LOAD]
+    first_round = ["noop", "sample", "template", "template-torch"]
+    second_round = ["sample", "template", "template-torch", "noop"]  # each round starts with the next server
+    assert [run["server"] for run in key] == first_round + second_round
     report = (out / "results.md").read_text()
-    assert "Targets:" in report and "vs ceiling (a)" in report and "torch runtime vs ceiling (a)" in report
+    assert "Targets" in report and "vs ceiling (a)" in report and "torch runtime vs ceiling (a)" in report
+    assert len(bench.paired_ratios(bench.Results(**results_without_ratios(results)), "template", "noop")) == 2
+    assert "- template / noop: " in report
     assert (out / "chart.png").stat().st_size > 10_000
+
+
+def results_without_ratios(saved: dict) -> dict:
+    fields = {k: v for k, v in saved.items() if k != "ratios"}
+    return {**fields, "runs": [bench.Run(**run) for run in saved["runs"]]}
+
+
+def test_key_ratios_pair_the_servers_within_each_round() -> None:
+    def run(server: str, rate: float, repeat: int) -> bench.Run:
+        return bench.Run(server, 2, "1 row", 8, 1, rate, 1.0, 2.0, 0, repeat)
+
+    results = bench.Results("wrk", 1.0)
+    # The machine runs at full speed in round 0 and at half speed in round 1; each round's ratio is 0.8.
+    results.runs = [run("noop", 3000, 0), run("template", 2400, 0), run("noop", 1500, 1), run("template", 1200, 1)]
+    results.runs.append(bench.Run("template", 2, "1 row", 1, 1, 999, 1.0, 2.0, 0, 0))  # another load: not paired
+
+    assert bench.paired_ratios(results, "template", "noop") == [0.8, 0.8]
+    assert bench.paired_ratios(results, "template-torch", "noop") == []
+    assert "met: 1 row, 2 workers, 8 clients: template >= 0.8x ceiling (measured 0.80x)" in bench.targets(results)
 
 
 def test_the_fallback_load_generator_measures_a_real_server(served, tmp_path: Path) -> None:
