@@ -311,7 +311,8 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
 
 
 def ratios(results: Results) -> list[dict]:
-    """Per scenario: the template against the ceiling (a) and the sample style (b), medians over repeats."""
+    """Per scenario: the template against the ceiling (a) and the sample style (b). Rates are medians over the
+    rounds; the key load's ratios are the medians of its per-round ratios (``paired_ratios``)."""
 
     def median_rate(server: str, workers: int, payload: str, clients: int) -> float | None:
         rates = [
@@ -321,21 +322,25 @@ def ratios(results: Results) -> list[dict]:
         ]
         return float(np.median(rates)) if rates else None
 
+    def ratio(server: str, baseline: str, scenario: tuple[int, str, int], digits: int) -> float | None:
+        paired = paired_ratios(results, server, baseline) if scenario == (2, *KEY_LOAD) else []
+        if paired:
+            return round(float(np.median(paired)), digits)
+        value, base = median_rate(server, *scenario), median_rate(baseline, *scenario)
+        return round(value / base, digits) if value and base else None
+
     rows = []
     scenarios = sorted({(r.workers, r.payload, r.clients) for r in results.runs if r.server == "template"})
-    for workers, payload, clients in scenarios:
-        template = median_rate("template", workers, payload, clients)
-        torch_runtime = median_rate("template-torch", workers, payload, clients)
-        noop = median_rate("noop", workers, payload, clients)
-        sample = median_rate("sample", workers, payload, clients)
+    for scenario in scenarios:
+        workers, payload, clients = scenario
         rows.append(
             {
                 "scenario": f"{payload}, {workers} workers, {clients} clients",
-                "template req/s": template,
-                "vs ceiling (a)": round(template / noop, 2) if noop else None,
-                "vs sample (b)": round(template / sample, 1) if sample else None,
-                "torch runtime req/s": torch_runtime,
-                "torch runtime vs ceiling (a)": round(torch_runtime / noop, 2) if noop and torch_runtime else None,
+                "template req/s": median_rate("template", *scenario),
+                "vs ceiling (a)": ratio("template", "noop", scenario, 2),
+                "vs sample (b)": ratio("template", "sample", scenario, 1),
+                "torch runtime req/s": median_rate("template-torch", *scenario),
+                "torch runtime vs ceiling (a)": ratio("template-torch", "noop", scenario, 2),
             }
         )
     return rows
