@@ -136,14 +136,19 @@ def test_a_model_that_raises_gets_a_bare_500_logged_with_its_request_id(faulty_m
     assert (normal.status, normal.json()["predictions"]) == (200, SAMPLE_LABELS)
 
 
+def send_the_start_of(body: bytes, connection: socket.socket, sent: int = 20) -> None:
+    """A POST /score that declares the whole body's length, then sends only its first ``sent`` bytes."""
+    connection.sendall(
+        b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:sent]
+    )
+
+
 def test_a_slow_sender_holds_one_worker_and_the_other_keeps_answering(served: InferenceServer) -> None:
     body = SAMPLE_REQUEST.read_bytes()
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as slow:
-        slow.sendall(
-            b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body[:20]
-        )
+        send_the_start_of(body, slow)
         time.sleep(0.3)  # the sender stalls mid-body, holding one of the two workers
         replies = [request(served.url + "/score", body, method="POST", timeout=10) for _ in range(5)]
     # the sender hung up without finishing its body; the server carries on
@@ -158,11 +163,7 @@ def test_a_body_shorter_than_its_content_length_gets_a_400_and_the_worker_keeps_
 ) -> None:
     body = SAMPLE_REQUEST.read_bytes()
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as short:
-        short.sendall(
-            b"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body[:20]
-        )
+        send_the_start_of(body, short)
         short.shutdown(socket.SHUT_WR)  # the body ends here, 20 bytes in; the answer can still come back
         answer = b""
         while piece := short.recv(65536):
