@@ -41,8 +41,10 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
         decoded = protocols.decode(body, content_type, predictor.manifest.input, settings.max_batch_rows)
     except ClientError as err:
         record.update(status=err.status, code=err.code, parse_ms=timer.lap())
+        response = json_response(err.status, err.to_body(), predictor)
+        record["bytes"] = response.content_length
         _log(record)
-        return json_response(err.status, err.to_body(), predictor)
+        return response
     record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
     binary = protocols.NPY in request.environ.get("HTTP_ACCEPT", "")
     try:

@@ -33,6 +33,7 @@ TEMPLATE_LOGGERS = ("serving", "model_arch")
 SERVER_NOISE = "run() output is HTTP Response"
 SERVER_SCORED_BELOW_500 = re.compile(r"POST /score [1-4]\d\d ")  # azmlinfsrv's access line
 GUNICORN_SCORED = "POST /score "  # gunicorn's request line ("r"); its status is "s"
+BELOW_500 = ("1", "2", "3", "4")  # a status's first digit
 
 
 def _not_noise(record: logging.LogRecord) -> bool:
@@ -48,7 +49,7 @@ def _not_gunicorn_access_to_scored(record: logging.LogRecord) -> bool:
     atoms = record.args  # gunicorn logs its access line as a format string and a dict of atoms
     if not isinstance(atoms, dict):
         return True
-    return not (str(atoms.get("r", "")).startswith(GUNICORN_SCORED) and str(atoms.get("s", ""))[:1] in "1234")
+    return not (str(atoms.get("r", "")).startswith(GUNICORN_SCORED) and str(atoms.get("s", ""))[:1] in BELOW_500)
 
 
 def attach_to_server_logging(level: int = logging.INFO, server_access_lines: bool = False) -> None:

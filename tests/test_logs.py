@@ -49,6 +49,7 @@ def test_the_servers_access_lines_for_a_scored_request_below_500_are_dropped() -
     # Kept: a 5xx, other requests, and every other server line.
     assert kept(server_line("POST /score 500 3600000.1ms 80"))
     assert kept(gunicorn_line("POST /score HTTP/1.1", 504))
+    assert kept(gunicorn_line("POST /score HTTP/1.1", ""))  # no status: nothing says the template logged it
     assert kept(server_line("GET /score 200 0.2ms 900"))
     assert kept(gunicorn_line("GET /score HTTP/1.1", 200))
     assert kept(gunicorn_line("POST /predict HTTP/1.1", 404))

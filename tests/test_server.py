@@ -36,6 +36,7 @@ def test_the_real_server_echoes_the_callers_request_id_and_logs_it(served: Infer
     assert records["trace-42"]["protocol"] == "data"
     assert {"parse_ms", "model_ms", "render_ms"} <= set(records["trace-42"])
     assert (records["trace-43"]["status"], records["trace-43"]["code"]) == (400, "missing_data")
+    assert records["trace-43"]["bytes"] == len(bad.body)
     assert records["trace-42"]["bytes"] == len(good.body)
     # One line per scored request: the server's access lines for it (azmlinfsrv's, gunicorn's) and its
     # "run() output is HTTP Response" are dropped; its lines for other requests stay.
