@@ -27,7 +27,6 @@ import contextlib
 import http.client
 import io
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -310,24 +309,38 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
 # ---------------------------------------------------------------------------------------------- report
 
 
+Scenario = tuple[int, str, int]  # (workers, payload, clients)
+KEY_SCENARIO: Scenario = (2, *KEY_LOAD)
+
+
+def median_rate(results: Results, server: str, scenario: Scenario, rows: bool = False) -> float | None:
+    """``server``'s requests/s (``rows``: rows/s) in ``scenario``, the median over its runs; None when it did not
+    run."""
+    rates = [
+        r.rows_per_s if rows else r.requests_per_s
+        for r in results.runs
+        if (r.server, r.workers, r.payload, r.clients) == (server, *scenario)
+    ]
+    return float(np.median(rates)) if rates else None
+
+
+def ratio(results: Results, server: str, baseline: str, scenario: Scenario, baseline_scenario: Scenario | None = None):
+    """``server`` in ``scenario`` over ``baseline`` in ``baseline_scenario`` (the same by default): for the key
+    load, the median of its per-round ratios (``paired_ratios``); else the ratio of the median rates. None when
+    either did not run."""
+    baseline_scenario = baseline_scenario or scenario
+    paired = paired_ratios(results, server, baseline) if scenario == baseline_scenario == KEY_SCENARIO else []
+    if paired:
+        return float(np.median(paired))
+    value, base = median_rate(results, server, scenario), median_rate(results, baseline, baseline_scenario)
+    return value / base if value and base else None
+
+
 def ratios(results: Results) -> list[dict]:
-    """Per scenario: the template against the ceiling (a) and the sample style (b). Rates are medians over the
-    rounds; the key load's ratios are the medians of its per-round ratios (``paired_ratios``)."""
+    """Per scenario: the template against the ceiling (a) and the sample style (b) (``ratio``)."""
 
-    def median_rate(server: str, workers: int, payload: str, clients: int) -> float | None:
-        rates = [
-            r.requests_per_s
-            for r in results.runs
-            if (r.server, r.workers, r.payload, r.clients) == (server, workers, payload, clients)
-        ]
-        return float(np.median(rates)) if rates else None
-
-    def ratio(server: str, baseline: str, scenario: tuple[int, str, int], digits: int) -> float | None:
-        paired = paired_ratios(results, server, baseline) if scenario == (2, *KEY_LOAD) else []
-        if paired:
-            return round(float(np.median(paired)), digits)
-        value, base = median_rate(server, *scenario), median_rate(baseline, *scenario)
-        return round(value / base, digits) if value and base else None
+    def rounded(value: float | None, digits: int) -> float | None:
+        return None if value is None else round(value, digits)
 
     rows = []
     scenarios = sorted({(r.workers, r.payload, r.clients) for r in results.runs if r.server == "template"})
@@ -336,11 +349,11 @@ def ratios(results: Results) -> list[dict]:
         rows.append(
             {
                 "scenario": f"{payload}, {workers} workers, {clients} clients",
-                "template req/s": median_rate("template", *scenario),
-                "vs ceiling (a)": ratio("template", "noop", scenario, 2),
-                "vs sample (b)": ratio("template", "sample", scenario, 1),
-                "torch runtime req/s": median_rate("template-torch", *scenario),
-                "torch runtime vs ceiling (a)": ratio("template-torch", "noop", scenario, 2),
+                "template req/s": median_rate(results, "template", scenario),
+                "vs ceiling (a)": rounded(ratio(results, "template", "noop", scenario), 2),
+                "vs sample (b)": rounded(ratio(results, "template", "sample", scenario), 1),
+                "torch runtime req/s": median_rate(results, "template-torch", scenario),
+                "torch runtime vs ceiling (a)": rounded(ratio(results, "template-torch", "noop", scenario), 2),
             }
         )
     return rows
@@ -350,7 +363,7 @@ def paired_ratios(results: Results, server: str, baseline: str) -> list[float]:
     """``server`` over ``baseline`` in the key comparison, one ratio per round: each round runs every server back
     to back, so a ratio within a round shares the machine's state at that moment, which runs across rounds do
     not."""
-    key = [r for r in results.runs if (r.workers, r.payload, r.clients) == (2, *KEY_LOAD)]
+    key = [r for r in results.runs if (r.workers, r.payload, r.clients) == KEY_SCENARIO]
     by_round = {(r.server, r.repeat): r.requests_per_s for r in key}
     rounds = sorted({r.repeat for r in key})
     return [
@@ -361,14 +374,6 @@ def paired_ratios(results: Results, server: str, baseline: str) -> list[float]:
 
 
 def targets(results: Results) -> list[str]:
-    def rate(server, payload, workers=2, clients=8):
-        values = [
-            r.rows_per_s
-            for r in results.runs
-            if (r.server, r.payload, r.workers, r.clients) == (server, payload, workers, clients)
-        ]
-        return float(np.median(values)) if values else float("nan")
-
     cold = results.cold_start_s
     checks = [
         ("1 row, 2 workers, 8 clients: {} >= 0.8x ceiling", "1 row", "noop", "1 row", 0.8),
@@ -379,14 +384,10 @@ def targets(results: Results) -> list[str]:
     lines = []
     for text, payload, baseline, baseline_payload, goal in checks:
         for server in ("template", "template-torch"):
-            paired = paired_ratios(results, server, baseline) if payload == KEY_LOAD[0] else []
-            value = (
-                float(np.median(paired))  # the key load: the median of the per-round ratios
-                if paired
-                else rate(server, payload) / rate(baseline or server, baseline_payload)
-            )
-            if math.isnan(value) and server == "template-torch":
+            measured = ratio(results, server, baseline or server, (2, payload, 8), (2, baseline_payload, 8))
+            if measured is None and server == "template-torch":
                 continue  # a run without the torch-runtime variant
+            value = float("nan") if measured is None else measured
             verdict = "met" if value >= goal else "NOT met"
             lines.append(f"{verdict}: {text.format(server)} (measured {value:.2f}x)")
     for server in ("template", "template-torch"):
@@ -451,19 +452,12 @@ def chart(results: Results, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    scenarios = sorted({(r.payload, r.workers, r.clients) for r in results.runs})
-    labels = [f"{p}\n{w}w c{c}" for p, w, c in scenarios]
+    scenarios = sorted({(r.workers, r.payload, r.clients) for r in results.runs}, key=lambda s: (s[1], s[0], s[2]))
+    labels = [f"{p}\n{w}w c{c}" for w, p, c in scenarios]
     fig, ax = plt.subplots(figsize=(max(8, len(scenarios) * 1.4), 4.5))
     width = 0.8 / len(SERVERS)
     for i, server in enumerate(SERVERS):
-        values = []
-        for payload, workers, clients in scenarios:
-            rates = [
-                r.rows_per_s
-                for r in results.runs
-                if (r.server, r.payload, r.workers, r.clients) == (server, payload, workers, clients)
-            ]
-            values.append(float(np.median(rates)) if rates else 0.0)
+        values = [median_rate(results, server, scenario, rows=True) or 0.0 for scenario in scenarios]
         ax.bar(np.arange(len(scenarios)) + (i - (len(SERVERS) - 1) / 2) * width, values, width, label=server)
     ax.set_xticks(np.arange(len(scenarios)), labels, fontsize=8)
     ax.set_ylabel("rows/s (log)")
