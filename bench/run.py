@@ -10,6 +10,8 @@ In one run, back to back on the same machine, real ``azmlinfsrv`` servers on loo
 
 Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per request as JSON and as .npy
 (the .npy load also asks for a .npy answer).
+Every load run also reports the workers' CPU per request (their processes' user and system time over the
+requests answered): steadier than requests/s on a shared machine, and what sizes an endpoint's instances.
 Also the model's in-process forward time (the floor), cold start (launch to the first 200, and to every worker
 ready), and memory per worker (RSS and PSS).
 The two-worker servers run side by side (each started alone, for its cold start), so that the key comparison
@@ -27,6 +29,7 @@ import contextlib
 import http.client
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -55,6 +58,7 @@ SERVERS = {  # name -> (entry script, environment)
     "template-torch": ("score.py", {"MODEL_RUNTIME": "torch"}),
 }
 KEY_LOAD = ("1 row", 8)  # (payload, clients) of the comparison repeated, with 2 workers, to show the noise
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc/<pid>/stat's CPU times
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Run:
     p99_ms: float
     errors: int
     repeat: int = 0
+    worker_cpu_ms: float | None = None  # CPU time of all the workers per request answered; None if one was replaced
 
     @property
     def rows_per_s(self) -> float:
@@ -222,6 +227,18 @@ def _median_ms(action, repeats: int = 200) -> float:
     return round(float(np.median(times)) * 1e3, 4)
 
 
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User plus system CPU time of the processes, all their threads; None if one has exited."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return None
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (proc(5): fields 14 and 15)
+    return ticks / CLOCK_TICKS
+
+
 def worker_memory_mib(server: InferenceServer) -> dict[str, float]:
     """Mean RSS and PSS of the worker processes, and the master's RSS, in MiB."""
     master = server.process.pid
@@ -266,12 +283,19 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
 
     def measure(server: InferenceServer, name: str, workers: int, payload: str, clients: int, repeat: int = 0):
         body, content_type, rows = payloads[payload]
+        pids = server.worker_pids()
+        cpu_before = cpu_seconds(pids)
         rate, p50, p99, errors = generator(server.url + "/score", body, content_type, clients, seconds)
-        results.runs.append(
-            Run(name, workers, payload, clients, rows, round(rate, 1), round(p50, 2), round(p99, 2), errors, repeat)
-        )
+        cpu_after = cpu_seconds(pids)
+        answered = rate * seconds
+        cpu_ms = None
+        if cpu_before is not None and cpu_after is not None and answered and server.worker_pids() == pids:
+            cpu_ms = round((cpu_after - cpu_before) / answered * 1e3, 3)
+        timing = (round(rate, 1), round(p50, 2), round(p99, 2))
+        results.runs.append(Run(name, workers, payload, clients, rows, *timing, errors, repeat, cpu_ms))
         print(f"  {name:14} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
-        print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}", flush=True)
+        cpu_text = "-" if cpu_ms is None else f"{cpu_ms:.3f}"
+        print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}  worker CPU {cpu_text} ms/req", flush=True)
 
     # Two workers: every server up at once (idle ones cost nothing), each started alone for its cold start. The
     # key comparison then runs round-robin, so a machine that slows down for a while slows every server alike.
@@ -316,12 +340,18 @@ KEY_SCENARIO: Scenario = (2, *KEY_LOAD)
 def median_rate(results: Results, server: str, scenario: Scenario, rows: bool = False) -> float | None:
     """``server``'s requests/s (``rows``: rows/s) in ``scenario``, the median over its runs; None when it did not
     run."""
-    rates = [
-        r.rows_per_s if rows else r.requests_per_s
-        for r in results.runs
-        if (r.server, r.workers, r.payload, r.clients) == (server, *scenario)
-    ]
+    rates = [r.rows_per_s if rows else r.requests_per_s for r in _runs(results, server, scenario)]
     return float(np.median(rates)) if rates else None
+
+
+def median_cpu_ms(results: Results, server: str, scenario: Scenario) -> float | None:
+    """``server``'s worker CPU per request in ``scenario``, the median over its runs; None when none has one."""
+    values = [r.worker_cpu_ms for r in _runs(results, server, scenario) if r.worker_cpu_ms is not None]
+    return float(np.median(values)) if values else None
+
+
+def _runs(results: Results, server: str, scenario: Scenario) -> list[Run]:
+    return [r for r in results.runs if (r.server, r.workers, r.payload, r.clients) == (server, *scenario)]
 
 
 def ratio(results: Results, server: str, baseline: str, scenario: Scenario, baseline_scenario: Scenario | None = None):
@@ -404,8 +434,8 @@ def targets(results: Results) -> list[str]:
 def markdown(results: Results) -> str:
     lines = [
         f"# make bench\n\nLoad generator: {results.generator}; {results.seconds_per_run:g} s per run; loopback.\n",
-        "| server | workers | load | clients | req/s | rows/s | p50 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | workers | load | clients | req/s | rows/s | p50 ms | p99 ms | errors | worker CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results.runs:
         label = f"{r.payload}" + (f" (repeat {r.repeat})" if r.repeat else "")
@@ -419,6 +449,7 @@ def markdown(results: Results) -> str:
             r.p50_ms,
             r.p99_ms,
             r.errors,
+            "-" if r.worker_cpu_ms is None else r.worker_cpu_ms,
         ]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     columns = list(ratios(results)[0]) if results.runs else []
@@ -436,6 +467,13 @@ def markdown(results: Results) -> str:
         if paired:
             values = ", ".join(f"{v:.2f}" for v in paired)
             lines.append(f"- {server} / {baseline}: {values} (median {float(np.median(paired)):.2f})")
+    cpu = {server: median_cpu_ms(results, server, KEY_SCENARIO) for server in SERVERS}
+    if all(cpu.values()):
+        lines.append(
+            "- worker CPU per request, ms (median): "
+            + ", ".join(f"{server} {value:.3f}" for server, value in cpu.items())
+            + f"; the template spends {cpu['template'] - cpu['noop']:.3f} ms more than the do-nothing script"
+        )
     lines += ["", "Targets (the key load: the median of the per-round ratios):"] + [f"- {x}" for x in targets(results)]
     return "\n".join(lines) + "\n"
 

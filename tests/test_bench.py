@@ -25,6 +25,7 @@ def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folde
     assert code == 0
     assert {run["server"] for run in results["runs"]} == {"noop", "sample", "template", "template-torch"}
     assert all(run["errors"] == 0 and run["requests_per_s"] > 0 for run in results["runs"])
+    assert all(run["worker_cpu_ms"] > 0 for run in results["runs"])
     template_loads = {run["payload"] for run in results["runs"] if run["server"] == "template"}
     assert template_loads == {"1 row", "256 rows JSON", "256 rows .npy"}
     assert {row["scenario"] for row in results["ratios"]} >= {"1 row, 2 workers, 8 clients"}
@@ -39,6 +40,12 @@ def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folde
     assert "Targets" in report and "vs ceiling (a)" in report and "torch runtime vs ceiling (a)" in report
     assert len(bench.paired_ratios(bench.Results(**results_without_ratios(results)), "template", "noop")) == 2
     assert "- template / noop: " in report
+    saved = bench.Results(**results_without_ratios(results))
+    # The sample style spends tens of milliseconds of CPU on a row; the do-nothing script, well under one.
+    assert bench.median_cpu_ms(saved, "sample", bench.KEY_SCENARIO) > 5 * bench.median_cpu_ms(
+        saved, "noop", bench.KEY_SCENARIO
+    )
+    assert "- worker CPU per request, ms (median): noop " in report
     assert (out / "chart.png").stat().st_size > 10_000
 
 
