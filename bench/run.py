@@ -11,7 +11,7 @@ In one run, back to back on the same machine, real ``azmlinfsrv`` servers on loo
 Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per request as JSON and as .npy
 (the .npy load also asks for a .npy answer).
 Every load run also reports the workers' CPU per request (their processes' user and system time over the
-requests answered): steadier than requests/s on a shared machine, and what sizes an endpoint's instances.
+requests answered): what sizes an endpoint's instances, and where a gap in requests/s comes from.
 Also the model's in-process forward time (the floor), cold start (launch to the first 200, and to every worker
 ready), and memory per worker (RSS and PSS).
 The two-worker servers run side by side (each started alone, for its cold start), so that the key comparison
