@@ -17,8 +17,9 @@ ready), and memory per worker (RSS and PSS).
 The two-worker servers run side by side (each started alone, for its cold start), so that the key comparison
 (1 row, 2 workers, 8 clients) runs round-robin, in five rounds, each starting with the next server: a machine
 that slows down for a while slows every server alike. Its ratios are taken within each round and the median
-reported; the rounds show the noise. The load generator is
-``wrk`` when installed (``make bench`` installs it), else a slower threaded Python client, said in the report.
+reported; the rounds show the noise. The one-worker servers run side by side too, each load by every server back
+to back. The load generator is ``wrk`` when installed (``make bench`` installs it), else a slower threaded Python
+client, said in the report.
 Every server is stopped by its PID. Writes ``build/bench/results.json``, ``results.md`` and ``chart.png``.
 """
 
@@ -320,12 +321,15 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
                 measure(server, name, 2, payload, clients)
             results.memory_mib[name] = worker_memory_mib(server)
 
-    if not quick:  # one worker: one server at a time
-        for name, (entry_script, env) in SERVERS.items():
-            if name == "template-torch":
-                continue
-            with InferenceServer(model_dirs[name], workers=1, entry_script=entry_script, env=env) as server:
-                for clients in (1, 8):
+    if not quick:  # one worker: side by side too, each load run by every server back to back
+        with contextlib.ExitStack() as stack:
+            singles = {
+                name: stack.enter_context(InferenceServer(model_dirs[name], workers=1, entry_script=script, env=env))
+                for name, (script, env) in SERVERS.items()
+                if name != "template-torch"
+            }
+            for clients in (1, 8):
+                for name, server in singles.items():
                     measure(server, name, 1, "1 row", clients)
     return results
 
