@@ -28,8 +28,8 @@ $(VENV)/.installed: pyproject.toml
 
 model: $(MODEL)/manifest.json ## Train the demo digits CNN and write the model folder (weights and ONNX export) to build/model/
 
-$(MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py
-	$(BIN)/python -m model_arch.train --output-dir $(MODEL)
+$(MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py model_folder/*.py training/*.py
+	$(BIN)/python -m training.train --output-dir $(MODEL)
 
 serve: model ## Serve build/model with the real azmlinfsrv on 127.0.0.1:PORT (5001), laid out as Azure does; Ctrl-C stops
 	$(BIN)/python -m harness.server --model $(MODEL) --port $(PORT) --workers $(WORKERS)
@@ -48,7 +48,7 @@ doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make
 	$(BIN)/python -m serving.doctor $(or $(MODEL_DIR),$(MODEL))
 
 new-model: $(VENV)/.installed ## Start a new architecture: make new-model NAME=my_model (module, registry entry, test)
-	$(BIN)/python -m model_arch.scaffold $(NAME)
+	$(BIN)/python -m training.scaffold $(NAME)
 
 openapi: $(VENV)/.installed ## Regenerate swagger2.json, swagger3.json, swagger3.1.json from the model's spec
 	$(BIN)/python -m serving.openapi

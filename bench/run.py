@@ -47,10 +47,10 @@ import torch
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.manifest import read_manifest
-from model_arch.model_folder import load_model
-from model_arch.onnx_runtime import OnnxEngine
-from serving.protocols import JSON, NPY, decode
+from model_folder.manifest import read_manifest
+from model_folder.onnx_engine import OnnxEngine
+from model_folder.weights import load_model
+from serving.codecs import JSON, NPY, decode
 
 SERVERS = {  # name -> (entry script, environment)
     "noop": ("bench/noop_score.py", {}),
@@ -96,7 +96,7 @@ class Results:
 
 def write_payloads(folder: Path) -> dict[str, tuple[Path, str, int]]:
     """name -> (file, content type, rows): one row and 256 rows of real digits, as JSON and as .npy."""
-    from model_arch.data import digits_split
+    from training.data import digits_split
 
     rows = digits_split().x_test.astype(int)
     payloads = {}

@@ -26,7 +26,7 @@ import yaml
 DEPLOY_DIR = Path(__file__).resolve().parent
 REPO_ROOT = DEPLOY_DIR.parent
 DEPLOYMENTS = ("blue", "green")
-UPLOAD_NEEDS = ("score.py", "serving/", "model_arch/")
+UPLOAD_NEEDS = ("score.py", "serving/", "model_folder/", "model_arch/")
 UPLOAD_MUST_NOT = ("tests/", "build/", ".venv/", ".git/", "bench/", "harness/")
 MIN_READY_SECONDS = 60  # probes must give a worker at least this long to load the model
 

@@ -25,8 +25,8 @@ import torch
 from harness.client import Reply, post_json
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
-from model_arch.manifest import Manifest, read_manifest
-from model_arch.model_folder import load_model
+from model_folder.manifest import Manifest, read_manifest
+from model_folder.weights import load_model
 
 
 @dataclass(frozen=True)

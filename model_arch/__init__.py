@@ -1,5 +1,5 @@
-"""Model architectures, their input/output specs, training, and the model folder format.
+"""What you edit to serve your model: the architecture modules (``digits_cnn``, ``linnerud_mlp``, and yours), the
+input and output specs they declare (``spec``), and the registry of architectures by name (``registry``).
 
-Imported by training (``model_arch.train``) and by serving (``score.py`` through ``serving``) alike, so both
-sides agree on how a model is rebuilt and what it expects.
+Imports neither ``model_folder`` nor ``serving`` nor ``training``: those import it.
 """

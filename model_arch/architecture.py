@@ -9,7 +9,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from model_arch.spec import InputSpec, OutputSpec
@@ -43,10 +42,3 @@ class Architecture:
 
     def default_config(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config_class())
-
-
-def output_head(logits: torch.Tensor, classification: bool) -> torch.Tensor:
-    """What serving answers from a model's output: float32, softmax over the labels for classification. The
-    PyTorch runtime applies it after the model; the ONNX export (``model_arch.onnx_export``) contains it."""
-    y = logits.float()
-    return torch.softmax(y, dim=1) if classification else y

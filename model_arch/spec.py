@@ -1,6 +1,6 @@
 """What a model takes and gives: the input and output specs stored in a model folder's manifest.
 
-The training side writes these specs into ``manifest.json`` (see ``model_arch.model_folder``); the serving
+The training side writes these specs into ``manifest.json`` (see ``model_folder.weights``); the serving
 side (``serving.inputs``, ``serving.predictor``) validates requests and renders answers from them. Nothing
 in ``score.py`` knows that the demo model reads 8×8 digits: it is all here, as data.
 """

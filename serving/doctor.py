@@ -17,21 +17,21 @@ from pathlib import Path
 
 import torch
 
-from model_arch import formats
-from model_arch.manifest import MANIFEST_NAME, ModelFolderError, read_manifest, sha256_of
-from model_arch.model_folder import (
+from model_arch.registry import ARCHITECTURES
+from model_folder import formats
+from model_folder.locate import ModelSource, is_weights_file, listing, walk_model_dir
+from model_folder.manifest import MANIFEST_NAME, ModelFolderError, read_manifest, sha256_of
+from model_folder.onnx_export import TOLERANCE, largest_difference
+from model_folder.torch_engine import load_torch_engine
+from model_folder.weights import (
     CHECKPOINT_KEYS,
     WRAPPER_PREFIXES,
     state_dict_mismatch,
     unsafe_globals,
     unwrap_state_dict,
 )
-from model_arch.onnx_runtime import TOLERANCE, largest_difference
-from model_arch.registry import ARCHITECTURES
-from serving.locate import ModelSource, is_weights_file, listing, walk_model_dir
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor
-from serving.torch_engine import load_torch_engine
 
 
 def diagnose(model_dir: str, environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
@@ -175,13 +175,14 @@ def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
     verdict = f"{verdict[:-1]}, from its ONNX export {predictor.manifest.onnx.file}."
     # Start-up checks the export's checksums only; here its answers are compared with the weights themselves.
     source = ModelSource(predictor.weights, predictor.manifest, has_manifest=True)
-    reference = load_torch_engine(Settings.from_env({**env, "MODEL_RUNTIME": "torch"}), source, threads=1)
+    settings = Settings.from_env({**env, "MODEL_RUNTIME": "torch"})
+    reference = load_torch_engine(settings.engine_options(threads=1), source)
     difference = largest_difference(engine, reference, predictor.manifest.input)
     if not difference <= TOLERANCE:
         return False, (
             f"NOT SERVABLE as configured:\n{predictor.manifest.onnx.file} answers differently from "
             f"{predictor.weights.name} (largest difference {difference:.2e}, more than {TOLERANCE:.0e}): the export "
-            f"is not of these weights. Export it again with python -m model_arch.onnx_export "
+            f"is not of these weights. Export it again with python -m model_folder.onnx_export "
             f"{predictor.weights.parent}, or set MODEL_RUNTIME=torch."
         )
     return True, f"{verdict}\nThe ONNX export answers like the weights: largest difference {difference:.1e}."

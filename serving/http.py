@@ -1,67 +1,76 @@
-"""Answer one HTTP request to ``/score``: check the size, decode, predict, encode, with JSON errors for a
-client's mistakes, and one structured log line.
+"""Answer one HTTP request to ``/score``, top to bottom: read the body, decode it, run the model, encode the answer;
+a client's mistake becomes a JSON 4xx, and every ``POST`` one ``score`` log line.
 
-``score.run()`` hands every request here (it is decorated with ``@rawhttp``, so this code sets the status
-codes). ``POST`` scores a batch in any format ``serving.protocols`` accepts; ``GET`` describes the model and
-the request contract. Every answer carries the request id (added by the server) and the model's name and
-version. ``Accept: application/x-npy`` gets the probabilities as .npy instead of JSON. Every ``POST`` logs one
-line ``score {json}`` with the request id, rows, status and the time spent parsing, in the model and rendering.
+``score.run()`` hands every request here (it is decorated with ``@rawhttp``, so this code sets the status codes).
+``POST`` scores a batch in any format ``serving.codecs`` accepts; ``GET`` describes the model and the request
+contract, ``HEAD`` answers like ``GET`` without the body, ``OPTIONS`` lists the methods. Every answer carries the
+request id (added by the server) and the model's name and version. ``Accept: application/x-npy`` gets the model's
+values as .npy instead of JSON. The ``score`` line records the request id, rows, status and the time spent decoding,
+in the model and encoding.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
 from typing import Any
 
 import flask
-import numpy as np
 
-from serving import protocols
+from serving import codecs
+from serving.codecs import ReplyContext
 from serving.errors import ClientError
 from serving.predictor import Predictor
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
+ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 DISCARD_LIMIT = 16 * 1024 * 1024  # an oversized body is read and dropped up to this size, then the connection closes
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # once: json.dumps(separators=...) builds one per call
 
 
 def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> flask.Response:
     """``request`` is the Flask request the inference server passes to a ``@rawhttp`` ``run()``."""
-    if request.method == "GET":
-        return json_response(200, describe(predictor, settings), predictor)
+    method = request.method
+    if method == "POST":
+        return score(request, predictor, settings)
+    if method in ("GET", "HEAD"):  # werkzeug sends no body for HEAD
+        return _response(200, codecs.JSON, json.dumps(describe(predictor, settings)).encode(), predictor)
+    if method == "OPTIONS":
+        return flask.Response(b"", 200, {**_model_headers(predictor), "Allow": ALLOWED_METHODS})
+    body = {"code": "method_not_allowed", "message": f"{method} is not served here; use one of {ALLOWED_METHODS}"}
+    response = _response(405, codecs.JSON, json.dumps(body).encode(), predictor)
+    response.headers["Allow"] = ALLOWED_METHODS
+    return response
+
+
+def score(request: flask.Request, predictor: Predictor, settings: Settings) -> flask.Response:
+    """Read -> decode -> predict -> encode, timing each step for the ``score`` line."""
     timer = _Timer()
-    content_type = request.environ.get("CONTENT_TYPE")  # the WSGI environ, not werkzeug's header views: 2x faster
-    record: dict[str, Any] = {"request_id": request_id(), "content_type": content_type}
+    environ = request.environ  # the WSGI environ, not werkzeug's header views: cheaper, and all that is needed
+    record: dict[str, Any] = {"request_id": request_id(), "content_type": environ.get("CONTENT_TYPE")}
     try:
         body = read_body(request, settings.max_body_bytes)
-        decoded = protocols.decode(body, content_type, predictor.manifest.input, settings.max_batch_rows)
+        decoded = codecs.decode(body, record["content_type"], predictor.manifest.input, settings.max_batch_rows)
     except ClientError as err:
         record.update(status=err.status, code=err.code, parse_ms=timer.lap())
-        response = json_response(err.status, err.to_body(), predictor)
+        response = _response(err.status, codecs.JSON, json.dumps(err.to_body()).encode(), predictor)
         record["bytes"] = response.content_length
-        _log(record)
+        logger.info("score %s", _compact(record))
         return response
     record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
-    binary = protocols.NPY in request.environ.get("HTTP_ACCEPT", "")
     try:
-        answer = predictor.outputs(decoded.batch) if binary else predictor.predict(decoded.batch)
+        prediction = predictor.predict(decoded.batch)
     except Exception:  # a fault in the model: log it with the request id, let the server answer a bare 500
         record.update(status=500, model_ms=timer.lap())
-        _log(record, logging.ERROR)
+        logger.error("score %s", _compact(record))
         raise
     record["model_ms"] = timer.lap()
-    if binary:
-        response = npy_response(answer, predictor)
-    else:
-        model = (predictor.name, predictor.version)
-        encoded = protocols.encode(answer, decoded, predictor.manifest.output, model, record["request_id"])
-        response = json_response(200, encoded, predictor)
-    record.update(status=200, render_ms=timer.lap(), bytes=response.content_length)
-    _log(record)
+    context = ReplyContext(predictor.name, predictor.version, record["request_id"])
+    answer, media_type = codecs.encode(prediction, decoded, context, environ.get("HTTP_ACCEPT", ""))
+    response = _response(200, media_type, answer, predictor)
+    record.update(status=200, render_ms=timer.lap(), bytes=len(answer))
+    logger.info("score %s", _compact(record))
     return response
 
 
@@ -79,8 +88,8 @@ def read_body(request: flask.Request, limit: int) -> bytes:
         if declared > limit:
             _discard(request.stream, DISCARD_LIMIT)
             raise _too_large(declared, limit)
-        # The WSGI input itself, read to the declared length: werkzeug's stream wrapper around it doubled the time
-        # this takes for a small body (measured 14 -> 7 microseconds in a request through the server's app).
+        # The WSGI input itself, read to the declared length: werkzeug's stream wrapper around it costs a
+        # measurable share of a small request (docs/performance.md).
         body = request.environ["wsgi.input"].read(declared)
         if len(body) < declared:
             raise ClientError(
@@ -100,23 +109,15 @@ def read_body(request: flask.Request, limit: int) -> bytes:
     return b"".join(pieces)
 
 
-def _discard(stream: Any, most: int) -> None:
-    """Read and drop what the client is still sending (up to ``most`` bytes, never kept), so that it can read
-    the 413 instead of failing on a closed connection mid-upload; a larger upload is cut off."""
-    dropped = 0
-    while dropped < most and (piece := stream.read(64 * 1024)):
-        dropped += len(piece)
-
-
 def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
     """The model's metadata plus the request contract, for ``GET /score``."""
     return {
         **predictor.metadata(),
         "request": {
             "method": "POST",
-            "content_types": list(protocols.CONTENT_TYPES),
-            "formats": ['{"data": rows}', '{"input_data": rows}', 'V2 {"inputs": [tensor]}', ".npy (rows, ...)"],
-            "example": protocols.example_body(predictor.manifest.input),
+            "content_types": list(codecs.CONTENT_TYPES),
+            "formats": [codec.form for codec in codecs.CODECS],
+            "example": codecs.example_body(predictor.manifest.input),
             "row": predictor.manifest.input.describe_row(),
             "max_batch_rows": settings.max_batch_rows,
             "max_body_bytes": settings.max_body_bytes,
@@ -134,34 +135,26 @@ def request_id() -> str:
     return getattr(flask.g, "request_id", None) or "-"
 
 
-def json_response(status: int, body: dict[str, Any], predictor: Predictor) -> flask.Response:
-    return flask.Response(json.dumps(body), status, _model_headers(predictor), mimetype=protocols.JSON)
-
-
-def npy_response(outputs: np.ndarray, predictor: Predictor) -> flask.Response:
-    """The binary answer to ``Accept: application/x-npy``: float32 ``(rows, outputs)``, probabilities in the label
-    order (or values in the output order) ``GET /score`` lists; no JSON to render, the fast path for large batches."""
-    buffer = io.BytesIO()
-    np.save(buffer, outputs, allow_pickle=False)
-    return flask.Response(buffer.getvalue(), 200, _model_headers(predictor), mimetype=protocols.NPY)
+def _response(status: int, media_type: str, body: bytes, predictor: Predictor) -> flask.Response:
+    return flask.Response(body, status, _model_headers(predictor), mimetype=media_type)
 
 
 def _model_headers(predictor: Predictor) -> dict[str, str]:
     # x-ms-run-function-failed as the server's own AMLResponse sets it (it turns it to True on a 500). A plain
-    # flask.Response with these headers costs about 9 microseconds less per request than an AMLResponse.
+    # flask.Response is cheaper to build than an AMLResponse, and says the same.
     return {"x-model-name": predictor.name, "x-model-version": predictor.version, "x-ms-run-function-failed": "False"}
 
 
-def _log(record: dict[str, Any], level: int = logging.INFO) -> None:
-    """``score {json}`` through the logger's filters and handlers, as ``logger.log`` sends it, without the stack
-    walk ``logger.log`` makes to find the calling line (about 8 microseconds a request): the record names this
-    function's line instead."""
-    if logger.isEnabledFor(level):
-        message, args = "score %s", (_compact_json(record),)
-        logger.handle(logger.makeRecord(logger.name, level, __file__, _LOG_LINE, message, args, None, func="_log"))
+def _discard(stream: Any, most: int) -> None:
+    """Read and drop what the client is still sending (up to ``most`` bytes, never kept), so that it can read
+    the 413 instead of failing on a closed connection mid-upload; a larger upload is cut off."""
+    dropped = 0
+    while dropped < most and (piece := stream.read(64 * 1024)):
+        dropped += len(piece)
 
 
-_LOG_LINE = _log.__code__.co_firstlineno
+def _compact(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
 
 
 class _Timer:

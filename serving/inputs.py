@@ -4,7 +4,7 @@
 Validation follows the model's ``InputSpec`` (for the demo: 64 values 0-16 per row, flat or nested 8×8):
 numbers only (strings, booleans and null refused, never converted), row shape, NaN and infinity, value range,
 batch size. The whole batch becomes one numpy array in C, without a Python loop per value; the slow, precise
-walks below run only to word an error message. ``serving.protocols`` calls this for every request format.
+walks below run only to word an error message. The codecs (``serving.codecs``) call this for every format.
 """
 
 from __future__ import annotations
@@ -22,33 +22,9 @@ from serving.errors import ClientError
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def parse_json(body: bytes, example: str) -> Any:
-    """The JSON document in ``body``.
-
-    Raises:
-        ClientError: 400 for an empty body, text that is not UTF-8, or anything ``json`` cannot parse.
-    """
-    if not body.strip():
-        raise ClientError(400, "empty_body", f"the request body is empty; expected JSON like {example}")
-    try:
-        return json.loads(body)
-    except UnicodeDecodeError as err:
-        raise ClientError(
-            400, "invalid_json", f"the request body is not UTF-8 text ({err.reason} at byte {err.start})"
-        ) from err
-    except json.JSONDecodeError as err:
-        raise ClientError(
-            400,
-            "invalid_json",
-            f"the request body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
-            f"expected JSON like {example}",
-        ) from err
-    except (ValueError, RecursionError) as err:  # a 4300+ digit integer; nesting deeper than Python's stack
-        raise ClientError(400, "invalid_json", f"the request body could not be parsed as JSON: {err}") from err
-
-
-def rows_to_batch(rows: Any, body: bytes, spec: InputSpec, max_rows: int, field: str = "data") -> np.ndarray:
-    """A JSON list of rows (parsed from ``body``) -> the model input ``(batch, *spec.shape)`` float32.
+def rows_to_batch(rows: Any, spec: InputSpec, max_rows: int, field: str = "data", booleans: bool = True) -> np.ndarray:
+    """A JSON list of rows -> the model input ``(batch, *spec.shape)`` float32. ``booleans``: whether the body
+    may hold a JSON true or false (``serving.codecs.json_body.may_hold_booleans``), which must be refused.
 
     Raises:
         ClientError: 413 for more than ``max_rows`` rows, 422 when the rows do not fit the model.
@@ -74,7 +50,7 @@ def rows_to_batch(rows: Any, body: bytes, spec: InputSpec, max_rows: int, field:
             f"{json_type(rows[0])}, not a row.{hint}",
         )
     _check_batch_size(len(rows), max_rows)
-    return _validated(numeric_array(rows, body, spec, field), spec, field)
+    return _validated(numeric_array(rows, spec, field, booleans), spec, field)
 
 
 def array_to_batch(array: np.ndarray, spec: InputSpec, max_rows: int, what: str) -> np.ndarray:
@@ -99,9 +75,9 @@ def array_to_batch(array: np.ndarray, spec: InputSpec, max_rows: int, what: str)
     return _validated(array, spec, what)
 
 
-def numeric_array(values: list[Any], body: bytes, spec: InputSpec, field: str = "data") -> np.ndarray:
-    """A nested JSON list of numbers (parsed from ``body``) as one numpy array (int64 or float64), without
-    converting other types.
+def numeric_array(values: list[Any], spec: InputSpec, field: str = "data", booleans: bool = True) -> np.ndarray:
+    """A nested JSON list of numbers as one numpy array (int64 or float64), without converting other types.
+    ``booleans``: whether the list may hold a boolean, which numpy would silently read as 1 or 0.
 
     Raises:
         ClientError: 422 for a string, boolean, null or object anywhere, for integers beyond float32, and for
@@ -111,9 +87,8 @@ def numeric_array(values: list[Any], body: bytes, spec: InputSpec, field: str = 
         array = np.asarray(values)
     except (ValueError, OverflowError):  # ragged nesting (numpy 2 refuses inhomogeneous shapes)
         array = None
-    # Strings and booleans are refused, not converted. A true/false hides among numbers (it becomes 1/0), so a
-    # body holding those words (rare) gets the precise walk.
-    if array is None or array.dtype.kind not in "iuf" or b"true" in body or b"false" in body:
+    # Strings and booleans are refused, not converted. A boolean hides among numbers (it becomes 1 or 0).
+    if array is None or array.dtype.kind not in "iuf" or booleans:
         _raise_if_non_number(values, spec, field)
     if array is None or array.dtype.kind not in "iuf":
         _raise_ragged(values, spec, field)
@@ -250,19 +225,31 @@ def _raise_ragged(values: list[Any], spec: InputSpec, field: str) -> None:
 
 
 def _first_non_number(values: list[Any], field: str) -> tuple[str | None, Any]:
-    """The path and value of the first leaf that is not a JSON number (booleans and huge integers count)."""
-    stack: list[tuple[str, Any]] = [(field, values)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, list):
-            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or (isinstance(value, int) and abs(value) > FLOAT32_MAX)
-        ):
-            return path, value
-    return None, None
+    """The path and value of the first leaf that is not a JSON number (booleans and huge integers count).
+
+    Depth first, in order; the path is spelled only for the leaf it returns, so a body of good numbers costs one
+    type test per value."""
+    index = _index_of_non_number(values)
+    if index is None:
+        return None, None
+    value: Any = values
+    for i in index:
+        value = value[i]
+    return field + "".join(f"[{i}]" for i in index), value
+
+
+def _index_of_non_number(value: list[Any]) -> tuple[int, ...] | None:
+    for i, item in enumerate(value):
+        kind = type(item)
+        if kind is float or (kind is int and abs(item) <= FLOAT32_MAX):
+            continue
+        if kind is list:
+            inner = _index_of_non_number(item)
+            if inner is not None:
+                return (i, *inner)
+            continue
+        return (i,)
+    return None
 
 
 def _regular_shape(row: Any) -> tuple[int, ...] | None:
@@ -272,6 +259,12 @@ def _regular_shape(row: Any) -> tuple[int, ...] | None:
     except (ValueError, OverflowError):
         return None
     return array.shape if array.dtype.kind in "iuf" else None
+
+
+def _shape_text(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "irregular"
+    return "×".join(map(str, shape)) if shape else "scalar"
 
 
 def json_type(value: Any) -> str:
@@ -285,10 +278,10 @@ def json_type(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
-def _shape_text(shape: tuple[int, ...] | None) -> str:
-    if shape is None:
-        return "irregular"
-    return "×".join(map(str, shape)) if shape else "scalar"
+def describe_value(value: Any) -> str:
+    """``a JSON <type> <its start>``, for messages about a value that is not what was expected."""
+    text = repr(value)
+    return f"a JSON {json_type(value)} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def _short(value: Any, limit: int = 60) -> str:

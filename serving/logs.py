@@ -18,8 +18,8 @@ The two access lines are dropped for answers below 500, which the template's lin
 scoring timeout), and the server's lines are the ones sure to exist. Every other request (health probes,
 ``GET /score``, unknown paths) keeps the server's lines.
 
-Why: log volume is billed where the endpoint's logs are collected, and each line written cost about 0.03 ms of
-CPU in a request that takes about 0.7 (measured behind the server, 1 row per request, 2 workers).
+Why: log volume is billed where the endpoint's logs are collected, and each line written costs CPU in every
+request, a visible share of a small one (``docs/performance.md``).
 """
 
 from __future__ import annotations

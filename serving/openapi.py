@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model_arch.manifest import DEFAULT_ARCHITECTURE
 from model_arch.registry import get_architecture
 from model_arch.spec import InputSpec, OutputSpec
-from serving.protocols import NPY, V2_NUMERIC
+from model_folder.manifest import DEFAULT_ARCHITECTURE
+from serving.codecs import NPY, V2_NUMERIC
 from serving.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

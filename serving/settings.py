@@ -10,8 +10,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from model_arch.formats import CODE_FORMATS, TrustPolicy
-from model_arch.manifest import DEFAULT_ARCHITECTURE
+from model_folder.engines import EngineOptions
+from model_folder.formats import CODE_FORMATS, TrustPolicy
+from model_folder.manifest import DEFAULT_ARCHITECTURE
 
 
 class SettingsError(ValueError):
@@ -38,13 +39,13 @@ class Settings:
         channels_last: ``CHANNELS_LAST``: ``auto`` (on for image input, shaped (channels, height, width)),
             ``on`` or ``off``.
         runtime: ``MODEL_RUNTIME``: ``auto`` (ONNX Runtime when the model folder has an ONNX export and the
-            device is the CPU, else PyTorch), ``torch`` or ``onnx`` (see ``serving.engines``).
+            device is the CPU, else PyTorch), ``torch`` or ``onnx`` (see ``model_folder.engines``).
         allow_code_formats: ``ALLOW_CODE_FORMATS``, comma-separated formats that carry code and may load
             (``torchscript``, ``torch_export``); empty by default.
         trusted_pickle_globals: ``TRUSTED_PICKLE_GLOBALS``, comma-separated ``module.Class`` names the safe
             unpickler may use (for a whole pickled module you trust); empty by default.
         preload: ``WORKER_PRELOAD=true``, the inference server's own setting: ``init()`` runs once in its master
-            process, before it forks the workers. Allowed only where that is safe (see ``serving.engines``).
+            process, before it forks the workers. Allowed only where that is safe (see ``model_folder.engines``).
         server_access_log: ``SERVER_ACCESS_LOG=on`` keeps the server's own two access lines for each scored request
             beside the template's ``score`` line; ``off`` by default (see ``serving.logs``).
     """
@@ -69,6 +70,10 @@ class Settings:
     def trust(self) -> TrustPolicy:
         """What the operator opted into by name, for the loader."""
         return TrustPolicy(self.allow_code_formats, self.trusted_pickle_globals)
+
+    def engine_options(self, threads: int) -> EngineOptions:
+        """What the model folder's engines need of these settings, with this worker's thread count."""
+        return EngineOptions(self.runtime, self.device, threads, self.channels_last, self.trust)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from serving.protocols import JSON, NPY
+from serving.codecs import JSON, NPY
 
 ROW = list(range(16)) * 4  # 64 valid pixel values 0-15
 MAX_ROWS = 4  # the batch limit the decoder tests use; the server tests skip the case that depends on it

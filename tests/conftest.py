@@ -1,32 +1,31 @@
-"""Shared fixtures: one demo model trained per test session, and model folders laid out as Azure lays them."""
+"""Shared fixtures: one demo model trained per test session, and model folders laid out as Azure lays them.
+
+Helpers that are not fixtures live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
-import builtins
 import shutil
 from pathlib import Path
 
+import azureml_inference_server_http.server.create_app  # noqa: F401  (imported before the template's modules, below)
 import hypothesis
 import pytest
 import torch
-from azureml_inference_server_http.server import config as server_config
-from azureml_inference_server_http.server.create_app import create
 
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.manifest import WEIGHTS_NAME, read_manifest
-from model_arch.model_folder import load_model
-from model_arch.onnx_export import export_onnx
-from model_arch.train import train
+from model_folder.manifest import WEIGHTS_NAME, read_manifest
+from model_folder.onnx_export import export_onnx
+from model_folder.weights import load_model
+from training.train import train
+
+# The server's import loads its logging.json, which disables every logger that exists by then: the template's
+# loggers (training.train's, ...) must be made after it, as they are in a real worker.
 
 # Property tests check behaviour, not speed: a busy 2-core machine must not turn a slow example into a failure.
 hypothesis.settings.register_profile("template", deadline=None)
 hypothesis.settings.load_profile("template")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_REQUEST = REPO_ROOT / "deploy" / "sample-request.json"
-SAMPLE_LABELS = [3, 7]  # the true digits of the two images in deploy/sample-request.json
 
 
 @pytest.fixture(scope="session")
@@ -76,16 +75,3 @@ def served(trained_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     model_dir = lay_out_like_azure(trained_folder, tmp_path_factory.mktemp("azureml-models"))
     with InferenceServer(model_dir, workers=2) as server:
         yield server
-
-
-def scoring_app_client(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str):
-    """The inference server's own Flask app for score.py on ``model_dir`` (runs init()), as in a worker."""
-    monkeypatch.setenv("AZUREML_MODEL_DIR", str(model_dir))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    config = server_config.config
-    monkeypatch.setattr(config, "app_root", str(REPO_ROOT))
-    monkeypatch.setattr(config, "entry_script", "score.py")
-    monkeypatch.setattr(config, "azureml_model_dir", str(model_dir))
-    monkeypatch.setattr(builtins, "print", builtins.print)  # the server redirects print(); undo afterwards
-    return create().test_client()

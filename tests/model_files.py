@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from model_arch.digits_cnn import INPUT_SPEC, DigitsCNN, DigitsCNNConfig
-from model_arch.manifest import WEIGHTS_NAME
-from model_arch.model_folder import write_model_folder
+from model_folder.manifest import WEIGHTS_NAME
+from model_folder.weights import write_model_folder
 
 PAYLOAD_MARKER = "payload-ran"  # the file the booby-trapped pickle would create, were it ever unpickled
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import run as bench
-from serving.protocols import JSON
+from serving.codecs import JSON
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, SAMPLE_REQUEST
 
 from deploy import tool
 from model_arch.digits_cnn import INPUT_SPEC
-from serving.protocols import JSON, decode
+from serving.codecs import JSON, decode
 from serving.settings import Settings
+from tests.helpers import REPO_ROOT, SAMPLE_REQUEST
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -37,7 +37,7 @@ def test_every_spec_loads_and_the_specs_agree_with_the_code(specs: tool.Specs) -
     assert tool.check(specs) == []
     assert specs.endpoint.auth_mode == "key" and specs.kubernetes_endpoint.auth_mode == "key"
     assert specs.kubernetes_deployment.scale_settings.target_utilization_percentage == 70
-    assert specs.train_job.command == "python -m model_arch.train --output-dir ./outputs"
+    assert specs.train_job.command == "python -m training.train --output-dir ./outputs"
 
 
 @pytest.mark.parametrize("name", ["blue", "green", "kubernetes"])

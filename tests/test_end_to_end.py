@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from harness.client import post_json
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
-from model_arch.data import digits_split
-from model_arch.manifest import read_manifest
-from model_arch.model_folder import load_model
+from model_folder.manifest import read_manifest
+from model_folder.weights import load_model
+from tests.helpers import REPO_ROOT
+from training.data import digits_split
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 BATCH = 100
@@ -25,7 +25,7 @@ BATCH = 100
 def test_trained_model_scores_the_held_out_split_over_http(tmp_path: Path) -> None:
     model_folder = tmp_path / "outputs"
     subprocess.run(
-        [sys.executable, "-m", "model_arch.train", "--output-dir", str(model_folder)],
+        [sys.executable, "-m", "training.train", "--output-dir", str(model_folder)],
         cwd=REPO_ROOT,
         check=True,
         timeout=300,

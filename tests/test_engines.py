@@ -12,22 +12,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
-from model_arch import train
-from model_arch.data import digits_split
 from model_arch.digits_cnn import INPUT_SPEC
-from model_arch.manifest import MANIFEST_NAME, WEIGHTS_NAME, ModelFolderError, read_manifest, sha256_of, write_manifest
-from model_arch.onnx_export import ONNX_NAME, export_onnx
-from model_arch.onnx_runtime import OnnxEngine
+from model_folder.engines import choose_runtime
+from model_folder.manifest import (
+    MANIFEST_NAME,
+    WEIGHTS_NAME,
+    ModelFolderError,
+    read_manifest,
+    sha256_of,
+    write_manifest,
+)
+from model_folder.onnx_engine import OnnxEngine
+from model_folder.onnx_export import ONNX_NAME, export_onnx
+from model_folder.torch_engine import TorchEngine
 from serving import doctor
-from serving.engines import onnx_unavailable
 from serving.settings import Settings
 from serving.startup import load_predictor
-from serving.torch_engine import TorchEngine
+from tests.helpers import REPO_ROOT
+from training import train
+from training.data import digits_split
 
 
 def predictor_for(model_dir: Path, runtime: str = "auto"):
@@ -54,8 +61,8 @@ def test_auto_serves_the_export_with_onnx_runtime_and_answers_like_torch(azure_m
     assert isinstance(fast.engine, OnnxEngine) and isinstance(reference.engine, TorchEngine)
     assert fast.metadata()["runtime"] == "onnxruntime"
     answer, expected = fast.predict(batch), reference.predict(batch)
-    assert answer["predictions"] == expected["predictions"]
-    np.testing.assert_allclose(answer["probabilities"], expected["probabilities"], atol=1e-5)
+    assert answer.labels() == expected.labels()
+    np.testing.assert_allclose(answer.values, expected.values, atol=1e-5)
 
 
 def test_read_only_and_chunked_batches_go_through_onnx_runtime(azure_model_dir: Path) -> None:
@@ -66,7 +73,7 @@ def test_read_only_and_chunked_batches_go_through_onnx_runtime(azure_model_dir: 
 
     chunked = dataclasses.replace(whole, chunk_rows=7)
 
-    np.testing.assert_array_equal(chunked.outputs(view), whole.outputs(batch))
+    np.testing.assert_array_equal(chunked.predict(view).values, whole.predict(batch).values)
 
 
 def test_auto_serves_a_folder_without_an_export_with_torch(bare_outputs_dir: Path) -> None:
@@ -77,7 +84,7 @@ def test_onnx_runtime_is_refused_with_the_reason_when_there_is_no_export(bare_ou
     with pytest.raises(ModelFolderError, match="MODEL_RUNTIME=onnx, but the model folder has no ONNX export") as err:
         predictor_for(bare_outputs_dir, "onnx")
 
-    assert "python -m model_arch.onnx_export" in str(err.value)
+    assert "python -m model_folder.onnx_export" in str(err.value)
 
 
 def test_an_altered_export_fails_start_up(model_folder: Path, tmp_path: Path) -> None:
@@ -113,7 +120,7 @@ def test_an_export_of_other_weights_fails_start_up_or_the_doctor(model_folder: P
     model_dir = lay_out_like_azure(model_folder, tmp_path / "azureml-models")
     with pytest.raises(ModelFolderError, match="was exported from weights with sha256") as err:
         predictor_for(model_dir)
-    assert "the export is not of these weights" in str(err.value) and "python -m model_arch.onnx_export" in str(
+    assert "the export is not of these weights" in str(err.value) and "python -m model_folder.onnx_export" in str(
         err.value
     )
 
@@ -139,7 +146,7 @@ def test_the_manifest_may_only_name_an_export_inside_the_folder(model_folder: Pa
 
 def test_the_export_command_reports_a_folder_it_cannot_read(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "model_arch.onnx_export", str(tmp_path)],
+        [sys.executable, "-m", "model_folder.onnx_export", str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -163,13 +170,14 @@ def test_a_gpu_instance_keeps_pytorch_unless_the_device_is_cpu(trained_folder: P
     marker.touch()
     manifest = read_manifest(trained_folder)
 
-    def reason(**env: str) -> str | None:
-        return onnx_unavailable(Settings.from_env(env), manifest, gpu_marker=marker)
+    def choice(**env: str):
+        return choose_runtime(Settings.from_env(env).engine_options(threads=1), manifest, gpu_marker=marker)
 
-    assert "this instance has a GPU" in reason(SERVING_DEVICE="auto")
-    assert reason(SERVING_DEVICE="cpu") is None
-    assert "CPU only" in reason(SERVING_DEVICE="cuda")
-    assert reason(SERVING_DEVICE="cpu", MODEL_RUNTIME="torch") == "MODEL_RUNTIME=torch"
+    assert choice(SERVING_DEVICE="auto").runtime == "torch"
+    assert "this instance has a GPU" in choice(SERVING_DEVICE="auto").reason
+    assert choice(SERVING_DEVICE="cpu").runtime == "onnxruntime"
+    assert "CPU only" in choice(SERVING_DEVICE="cuda").reason
+    assert choice(SERVING_DEVICE="cpu", MODEL_RUNTIME="torch").reason == "MODEL_RUNTIME=torch"
 
 
 def test_a_worker_serving_the_export_never_imports_torch(azure_model_dir: Path) -> None:

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
 
 from bench.run import worker_memory_mib
 from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.loadtest import make_jobs, run_load
 from harness.server import WORKER_BOOTED, WORKER_READY, InferenceServer
-from model_arch.manifest import read_manifest
+from model_folder.manifest import read_manifest
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor
 from tests.fault_models import FaultyDigits
+from tests.helpers import SAMPLE_LABELS, SAMPLE_REQUEST
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 SLEEP_ROW = [[8] * 64]  # FaultyDigits sleeps on a row of all 8s

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
 
-from model_arch import formats
-from model_arch.data import digits_split
-from model_arch.manifest import ModelFolderError
+from model_folder import formats
+from model_folder.manifest import ModelFolderError
 from serving import doctor
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor
+from tests.model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
+from training.data import digits_split
 
 ids = [case.name for case in LOADABLE], [case.name for case in REFUSED]
 
@@ -40,8 +40,8 @@ def test_every_loadable_format_serves_the_trained_model(
     with torch.inference_mode():
         expected = torch.softmax(trained_model(torch.from_numpy(held_out)), dim=1).numpy()
     tolerance = 1e-5 if case.exact else 2e-2
-    np.testing.assert_allclose(np.asarray(answer["probabilities"]), expected, atol=tolerance)
-    agreement = np.mean(np.asarray(answer["predictions"]) == expected.argmax(axis=1))
+    np.testing.assert_allclose(answer.values, expected, atol=tolerance)
+    agreement = np.mean(np.asarray(answer.labels()) == expected.argmax(axis=1))
     assert agreement == 1.0 if case.exact else agreement >= 0.99
 
 

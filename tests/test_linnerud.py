@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
 
 from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
-from model_arch.data import linnerud_split
 from model_arch.linnerud_mlp import FEATURES, TARGETS
-from model_arch.manifest import read_manifest
-from model_arch.model_folder import load_model
+from model_folder.manifest import read_manifest
+from model_folder.weights import load_model
 from serving import doctor
 from serving.settings import Settings
 from serving.startup import load_predictor
+from tests.helpers import REPO_ROOT
+from training.data import linnerud_split
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 def linnerud_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Linnerud MLP trained by the training command, as a job would: written to an outputs folder."""
     folder = tmp_path_factory.mktemp("linnerud") / "outputs"
-    command = [sys.executable, "-m", "model_arch.train", "--architecture", "linnerud_mlp", "--output-dir", str(folder)]
+    command = [sys.executable, "-m", "training.train", "--architecture", "linnerud_mlp", "--output-dir", str(folder)]
     subprocess.run(command, cwd=REPO_ROOT, check=True, timeout=300)
     return folder
 
@@ -97,7 +97,7 @@ def test_a_bare_state_dict_serves_with_model_architecture_set(
     wrong, wrong_report = doctor.diagnose(str(model_dir), {"AZUREML_MODEL_DIR": str(model_dir)})
 
     batch = predictor.manifest.input.preprocess(linnerud_split().x_test)
-    np.testing.assert_allclose(as_array(predictor.predict(batch)["predictions"]), expected, atol=1e-4)
+    np.testing.assert_allclose(predictor.predict(batch).values, expected, atol=1e-4)
     assert ok, report
     assert "it fits ['linnerud_mlp'] at the default config (MODEL_ARCHITECTURE=linnerud_mlp)" in wrong_report
     assert (

@@ -10,7 +10,7 @@ import pytest
 
 from harness import loadtest
 from harness.server import InferenceServer
-from model_arch.manifest import read_manifest
+from model_folder.manifest import read_manifest
 
 pytestmark = pytest.mark.server
 

@@ -10,8 +10,8 @@ import torch
 
 from harness.layout import lay_out_like_azure
 from model_arch.digits_cnn import DigitsCNN
-from model_arch.manifest import WEIGHTS_NAME, ModelFolderError
-from serving.locate import LISTING_LIMIT, ModelNotFoundError, is_weights_file, locate_model, model_identity
+from model_folder.locate import LISTING_LIMIT, ModelNotFoundError, is_weights_file, locate_model, model_identity
+from model_folder.manifest import WEIGHTS_NAME, ModelFolderError
 
 ARCH = "digits_cnn"
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from model_arch.data import digits_split
 from model_arch.digits_cnn import INPUT_SPEC, DigitsCNN, DigitsCNNConfig
-from model_arch.formats import TrustPolicy
-from model_arch.manifest import MANIFEST_NAME, WEIGHTS_NAME, Manifest, ModelFolderError, read_manifest, sha256_of
-from model_arch.model_folder import load_model, manifest_for_bare_weights, write_model_folder
+from model_folder.formats import TrustPolicy
+from model_folder.manifest import MANIFEST_NAME, WEIGHTS_NAME, Manifest, ModelFolderError, read_manifest, sha256_of
+from model_folder.weights import load_model, manifest_for_bare_weights, write_model_folder
+from training.data import digits_split
 
 CPU = torch.device("cpu")
 

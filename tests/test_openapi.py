@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, scoring_app_client
 
 from harness.server import InferenceServer
-from model_arch.manifest import DEFAULT_ARCHITECTURE
+from model_folder.manifest import DEFAULT_ARCHITECTURE
 from serving.openapi import FILES, openapi_documents
 from serving.settings import Settings
+from tests.helpers import REPO_ROOT, scoring_app_client
 
 SCHEMATHESIS_CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from model_arch.digits_cnn import INPUT_SPEC
-from model_arch.manifest import read_manifest
+from model_folder.manifest import read_manifest
+from model_folder.torch_engine import TorchEngine, use_channels_last
 from serving.predictor import Predictor, warm_up_sizes
 from serving.settings import Settings
 from serving.startup import load_predictor
-from serving.torch_engine import TorchEngine, use_channels_last
 
 
 def predictor(model: torch.nn.Module, folder: Path, **kwargs) -> Predictor:
@@ -29,15 +29,15 @@ def test_chunked_prediction_equals_one_pass(trained_model, trained_folder: Path,
     whole = predictor(trained_model, trained_folder, chunk_rows=1000).predict(batch)
     chunked = predictor(trained_model, trained_folder, chunk_rows=chunk_rows).predict(batch)
 
-    assert chunked["predictions"] == whole["predictions"]
-    np.testing.assert_allclose(chunked["probabilities"], whole["probabilities"], atol=1e-6)
+    assert chunked.labels() == whole.labels()
+    np.testing.assert_allclose(chunked.values, whole.values, atol=1e-6)
 
 
 def test_read_only_batches_are_accepted(trained_model, trained_folder: Path) -> None:
     batch = INPUT_SPEC.preprocess(np.zeros((3, 64)))
     batch.flags.writeable = False  # as a view of a request body is
 
-    assert len(predictor(trained_model, trained_folder).predict(batch)["predictions"]) == 3
+    assert len(predictor(trained_model, trained_folder).predict(batch).labels()) == 3
 
 
 @pytest.mark.parametrize(
@@ -63,5 +63,5 @@ def test_channels_last_answers_like_the_default_layout(azure_model_dir: Path) ->
     plain = load_predictor(Settings.from_env({**env, "CHANNELS_LAST": "off"}))
 
     assert fast.engine.channels_last and not plain.engine.channels_last
-    assert fast.predict(batch)["predictions"] == plain.predict(batch)["predictions"]
-    np.testing.assert_allclose(fast.predict(batch)["probabilities"], plain.predict(batch)["probabilities"], atol=1e-5)
+    assert fast.predict(batch).labels() == plain.predict(batch).labels()
+    np.testing.assert_allclose(fast.predict(batch).values, plain.predict(batch).values, atol=1e-5)

@@ -9,9 +9,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, SAMPLE_LABELS
 
 from harness.server import InferenceServer
+from tests.helpers import REPO_ROOT, SAMPLE_LABELS
 
 pytestmark = [
     pytest.mark.server,

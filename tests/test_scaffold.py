@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
-from model_arch import scaffold
+from tests.helpers import REPO_ROOT
+from training import scaffold
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +19,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    for folder in ("model_arch", "serving", "harness"):
+    for folder in ("model_arch", "model_folder", "training", "serving", "harness"):
         shutil.copytree(REPO_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "tests").mkdir()
-    shutil.copy(REPO_ROOT / "tests" / "conftest.py", root / "tests" / "conftest.py")
+    for name in ("__init__.py", "conftest.py", "helpers.py"):
+        shutil.copy(REPO_ROOT / "tests" / name, root / "tests" / name)
     for name in ("score.py", "pyproject.toml", "swagger2.json", "swagger3.json", "swagger3.1.json"):
         shutil.copy(REPO_ROOT / name, root / name)
     return root

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_LABELS, SAMPLE_REQUEST, scoring_app_client
-from model_files import PAYLOAD_MARKER, REFUSED, build_case
 
 from model_arch.digits_cnn import DigitsCNN
+from tests.helpers import SAMPLE_LABELS, SAMPLE_REQUEST, scoring_app_client
+from tests.model_files import PAYLOAD_MARKER, REFUSED, build_case
 
 ROW = [0] * 64
 

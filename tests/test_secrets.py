@@ -6,7 +6,8 @@ import re
 import subprocess
 
 import pytest
-from conftest import REPO_ROOT
+
+from tests.helpers import REPO_ROOT
 
 SECRET_PATTERNS = {
     "Azure storage connection string": re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}"),

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from bad_requests import cases
-from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
 
 from harness.client import post_json, request
 from harness.server import InferenceServer
+from tests.bad_requests import cases
+from tests.helpers import SAMPLE_LABELS, SAMPLE_REQUEST
 
 pytestmark = pytest.mark.server
 
@@ -110,7 +110,8 @@ def test_every_worker_logs_its_start_up(served: InferenceServer) -> None:
     log = served.log()
 
     assert log.count("model ready:") == 2
-    assert "runtime onnxruntime (model.onnx) on cpu" in log
+    assert "runtime onnxruntime (model.onnx) (the model folder has an ONNX export" in log
+    assert "served on the CPU) on cpu" in log
 
 
 def test_a_jobs_bare_outputs_folder_is_served(bare_outputs_dir: Path) -> None:

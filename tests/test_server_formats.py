@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLE_LABELS, SAMPLE_REQUEST
-from model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
 
 from harness.client import request
 from harness.server import InferenceServer
 from model_arch.digits_cnn import INPUT_SPEC
+from tests.helpers import SAMPLE_LABELS, SAMPLE_REQUEST
+from tests.model_files import LOADABLE, PAYLOAD_MARKER, REFUSED, Case, build_case
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

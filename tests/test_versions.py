@@ -1,4 +1,4 @@
-"""Pinned versions agree everywhere they appear: pyproject.toml, environment/conda.yaml, and what runs the tests."""
+"""Pinned versions agree everywhere they appear: pyproject.toml, environment/ and what runs the tests."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from importlib.metadata import version
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+
+from tests.helpers import REPO_ROOT
 
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)$")
 

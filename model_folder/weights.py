@@ -5,7 +5,7 @@ A model folder is what gets registered in Azure ML and lands under ``AZUREML_MOD
     model/
         manifest.json   architecture + config, input/output spec, weights file and its sha256, torch version
         model.pt        torch.save(model.state_dict())
-        model.onnx      optional: the same model exported for ONNX Runtime (``model_arch.onnx_export``)
+        model.onnx      optional: the same model exported for ONNX Runtime (``model_folder.onnx_export``)
 
 Keeping the saving and loading sides in one file is the point: the classic failure this template exists for
 is a training script and a scoring script that drifted apart. A folder with only a state_dict (no manifest)
@@ -31,9 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from model_arch import formats
-from model_arch.formats import TRUST_NOTHING, TrustPolicy
-from model_arch.manifest import (
+from model_arch.registry import get_architecture
+from model_folder import formats
+from model_folder.formats import TRUST_NOTHING, TrustPolicy
+from model_folder.manifest import (
     WEIGHTS_NAME,
     Manifest,
     ModelFolderError,
@@ -41,7 +42,6 @@ from model_arch.manifest import (
     sha256_of,
     write_manifest,
 )
-from model_arch.registry import get_architecture
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def load_model(
             f"{weights_path} is an ONNX model on its own. This template serves PyTorch weights, and runs an ONNX "
             "export of them only beside the weights it came from, so that it can be checked against them. "
             "Register the PyTorch state_dict the ONNX file was exported from instead (then add the export with "
-            "python -m model_arch.onnx_export FOLDER)."
+            "python -m model_folder.onnx_export FOLDER)."
         )
     else:
         raise _unreadable(weights_path, f"detected as: {formats.DESCRIPTIONS[file_format]}")

@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_arch.formats import UNKNOWN, detect_format
-from model_arch.manifest import MANIFEST_NAME, Manifest, ModelFolderError, read_manifest
+from model_folder.formats import UNKNOWN, detect_format
+from model_folder.manifest import MANIFEST_NAME, Manifest, ModelFolderError, read_manifest
 
 MAX_DEPTH = 4  # folder levels searched below AZUREML_MODEL_DIR
 MAX_FILES = 2000  # files examined before the search gives up
@@ -87,7 +87,7 @@ def locate_model(model_dir: str | None, model_path: str | None, architecture: st
     raise ModelNotFoundError(
         f"No model found under AZUREML_MODEL_DIR={model_dir}.\n"
         f"Looked up to {MAX_DEPTH} folders deep for {MANIFEST_NAME} (a model folder written by "
-        "model_arch.model_folder) or a PyTorch weights file (torch.save output, any name), and found:\n"
+        "model_folder.weights) or a PyTorch weights file (torch.save output, any name), and found:\n"
         f"{listing(root)}\n"
         "How to fix it:\n"
         "  - register the model folder that training wrote (make model: build/model; in a job: outputs/),\n"
@@ -120,7 +120,7 @@ def listing(root: Path, limit: int = LISTING_LIMIT) -> str:
 
 
 def is_weights_file(path: Path) -> bool:
-    """A model file by content (see ``model_arch.formats``), whatever its name, or by a weights suffix."""
+    """A model file by content (see ``model_folder.formats``), whatever its name, or by a weights suffix."""
     return path.suffix.lower() in WEIGHTS_SUFFIXES or detect_format(path) != UNKNOWN
 
 
@@ -153,7 +153,7 @@ def _explicit(root: Path, model_path: str, architecture: str) -> ModelSource:
 def _bare_weights(weights: Path, architecture: str) -> ModelSource:
     """A weights file without a manifest: the registered ``architecture`` at its default config. (Importing the
     registry imports torch, which only a PyTorch-served model needs; hence here, not at the top.)"""
-    from model_arch.model_folder import manifest_for_bare_weights
+    from model_folder.weights import manifest_for_bare_weights
 
     return ModelSource(weights, manifest_for_bare_weights(weights, architecture), has_manifest=False)
 

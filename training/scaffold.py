@@ -1,9 +1,9 @@
-"""Start a new model: ``python -m model_arch.scaffold NAME`` (``make new-model NAME=...``).
+"""Start a new model: ``python -m training.scaffold NAME`` (``make new-model NAME=...``).
 
 Writes ``model_arch/NAME.py`` (a small tabular model: its config, input and output specs, and ``ARCHITECTURE``),
 registers it in ``model_arch/registry.py``, and writes ``tests/test_NAME.py``, which saves the model as a model
 folder and serves it through the unchanged ``score.py``. Then edit the module for your data, and train with
-``model_arch.model_folder.write_model_folder``. Refuses to overwrite anything.
+``model_folder.weights.write_model_folder``. Refuses to overwrite anything.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import scoring_app_client
 
 {first_party_imports}
 
@@ -135,8 +134,9 @@ def scaffold(name: str, root: Path = REPO_ROOT) -> list[Path]:
     title = name.replace("_", " ").capitalize()
     module.write_text(MODULE.format(name=name, cls=cls, title=title))
     test_imports = sorted([f"from model_arch.{name} import FEATURES, TARGETS, {cls}",  # in isort's order
-                           "from model_arch.model_folder import write_model_folder",
-                           "from model_arch.onnx_export import export_onnx"])  # fmt: skip
+                           "from model_folder.weights import write_model_folder",
+                           "from model_folder.onnx_export import export_onnx",
+                           "from tests.helpers import scoring_app_client"])  # fmt: skip
     test.write_text(TEST.format(name=name, cls=cls, first_party_imports="\n".join(test_imports)))
     names = [n.strip() for n in modules.group(1).split(",") if n.strip()] + [name]
     text = text.replace(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from serving import runtime, torch_engine
+from model_folder import torch_engine
+from serving import threads
 
 
 def test_select_device_honours_cpu_and_falls_back_without_cuda() -> None:
@@ -26,10 +27,10 @@ def test_select_device_refuses_cuda_on_a_host_without_it() -> None:
 def test_threads_per_worker_shares_the_cores(
     monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, expected: int
 ) -> None:
-    monkeypatch.setattr(runtime, "available_cores", lambda: cores)
+    monkeypatch.setattr(threads, "available_cores", lambda: cores)
 
-    assert runtime.threads_per_worker(workers, None) == expected
-    assert runtime.threads_per_worker(workers, 3) == 3  # an explicit TORCH_NUM_THREADS wins
+    assert threads.threads_per_worker(workers, None) == expected
+    assert threads.threads_per_worker(workers, 3) == 3  # an explicit TORCH_NUM_THREADS wins
 
 
 @pytest.mark.parametrize(
@@ -39,8 +40,8 @@ def test_cgroup_cpu_quota_is_read_as_whole_cores(tmp_path: Path, text: str, expe
     cpu_max = tmp_path / "cpu.max"
     cpu_max.write_text(text + "\n")
 
-    assert runtime._cgroup_cpu_quota(cpu_max) == expected
+    assert threads._cgroup_cpu_quota(cpu_max) == expected
 
 
 def test_available_cores_is_at_least_one() -> None:
-    assert runtime.available_cores() >= 1
+    assert threads.available_cores() >= 1

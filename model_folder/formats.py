@@ -3,7 +3,7 @@
 ``torch.save`` output is a zip with ``data.pkl`` (or, before PyTorch 1.6, a bare pickle that starts with a
 magic number); TorchScript is a zip with ``code/`` and ``constants.pkl``; ``torch.export`` writes a zip whose
 ``archive_format`` entry reads ``pt2``; safetensors starts with an 8-byte header length and then ``{``.
-``model_arch.model_folder`` chooses how to load a file from this, and ``serving.doctor`` reports it.
+``model_folder.weights`` chooses how to load a file from this, and ``serving.doctor`` reports it.
 """
 
 from __future__ import annotations

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import scoring_app_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from harness.layout import lay_out_like_azure
 from model_arch.digits_cnn import INPUT_SPEC
+from serving.codecs import JSON, NPY, decode
 from serving.errors import ClientError
-from serving.protocols import JSON, NPY, decode
+from tests.helpers import scoring_app_client
 
 MAX_ROWS = 16
 json_values = st.recursive(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
-from bad_requests import MAX_ROWS, ROW, body, cases, npy, v2
 
 from model_arch.digits_cnn import INPUT_SPEC, OUTPUT_SPEC
+from serving.codecs import JSON, NPY, ReplyContext, decode, encode
 from serving.errors import ClientError
-from serving.protocols import JSON, NPY, decode, encode
+from serving.predictor import Prediction
+from tests.bad_requests import MAX_ROWS, ROW, body, cases, npy, v2
 
 
 @pytest.mark.parametrize(
@@ -93,25 +97,46 @@ def test_every_format_decodes_to_the_same_batch(raw: bytes, content_type: str | 
     assert decoded.batch.dtype == np.float32
 
 
+def prediction_of_three() -> Prediction:
+    values = np.full((1, 10), 0.05, dtype=np.float32)
+    values[0, 3] = 0.55
+    return Prediction(values, OUTPUT_SPEC)
+
+
 def test_v2_answers_in_v2_shape_and_echoes_the_id() -> None:
     decoded = decode(body({"id": "req-7", "inputs": [v2(ROW)]}), JSON, INPUT_SPEC, MAX_ROWS)
-    answer = {"predictions": [3], "probabilities": [[0.1] * 10]}
 
-    encoded = encode(answer, decoded, OUTPUT_SPEC, ("digits-cnn", "4"), "server-id")
+    encoded, media_type = encode(prediction_of_three(), decoded, ReplyContext("digits-cnn", "4", "server-id"))
 
-    assert encoded == {
+    assert media_type == JSON
+    assert json.loads(encoded) == {
         "model_name": "digits-cnn",
         "model_version": "4",
         "id": "req-7",
         "outputs": [
             {"name": "predictions", "shape": [1], "datatype": "INT64", "data": [3]},
-            {"name": "probabilities", "shape": [1, 10], "datatype": "FP32", "data": [0.1] * 10},
+            {"name": "probabilities", "shape": [1, 10], "datatype": "FP32", "data": [0.05] * 3 + [0.55] + [0.05] * 6},
         ],
     }
 
 
-def test_other_formats_answer_predictions_and_probabilities() -> None:
-    answer = {"predictions": [3], "probabilities": [[0.1] * 10]}
+def test_row_formats_and_npy_answer_labels_and_probabilities_in_json() -> None:
+    expected = {"predictions": [3], "probabilities": [[0.05] * 3 + [0.55] + [0.05] * 6]}
 
+    for raw, content_type in [
+        (body({"data": [ROW]}), JSON),
+        (body({"input_data": [ROW]}), JSON),
+        (npy(np.asarray([ROW])), NPY),
+    ]:
+        decoded = decode(raw, content_type, INPUT_SPEC, MAX_ROWS)
+        encoded, media_type = encode(prediction_of_three(), decoded, ReplyContext("m", "1", "id"))
+        assert (json.loads(encoded), media_type) == (expected, JSON)
+
+
+@pytest.mark.parametrize("accept", ["application/x-npy", "application/json, application/x-npy;q=0.9"])
+def test_a_client_accepting_npy_gets_the_values_as_npy_whatever_it_sent(accept: str) -> None:
     for raw, content_type in [(body({"data": [ROW]}), JSON), (npy(np.zeros((1, 64))), NPY)]:
-        assert encode(answer, decode(raw, content_type, INPUT_SPEC, MAX_ROWS), OUTPUT_SPEC, ("m", "1"), "id") == answer
+        decoded = decode(raw, content_type, INPUT_SPEC, MAX_ROWS)
+        encoded, media_type = encode(prediction_of_three(), decoded, ReplyContext("m", "1", "id"), accept)
+        assert media_type == NPY
+        np.testing.assert_array_equal(np.load(io.BytesIO(encoded)), prediction_of_three().values)

@@ -1,10 +1,10 @@
-"""Train an example model and write a model folder: ``python -m model_arch.train --output-dir DIR``.
+"""Train an example model and write a model folder: ``python -m training.train --output-dir DIR``.
 
 ``--architecture digits_cnn`` (the default, the demo CNN) or ``linnerud_mlp`` (the tabular regression example).
 In an Azure ML command job the default ``--output-dir outputs`` is what the job uploads and what gets
 registered as the model; locally ``make model`` writes ``build/model/``. Takes a few seconds on two cores.
 The folder also gets an ONNX export of the weights for the faster ONNX Runtime serving path
-(``model_arch.onnx_export``; ``--no-onnx`` skips it).
+(``model_folder.onnx_export``; ``--no-onnx`` skips it).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from model_arch.data import digits_split, linnerud_split
 from model_arch.digits_cnn import DigitsCNN, DigitsCNNConfig
 from model_arch.linnerud_mlp import TARGETS as LINNERUD_TARGETS
 from model_arch.linnerud_mlp import LinnerudMLP, LinnerudMLPConfig
-from model_arch.manifest import Manifest, ModelFolderError
-from model_arch.model_folder import write_model_folder
-from model_arch.onnx_export import EXPORTER_PACKAGES, export_onnx
 from model_arch.registry import get_architecture
+from model_folder.manifest import Manifest, ModelFolderError
+from model_folder.onnx_export import EXPORTER_PACKAGES, export_onnx
+from model_folder.weights import write_model_folder
+from training.data import digits_split, linnerud_split
 
-logger = logging.getLogger("model_arch.train")
+logger = logging.getLogger("training.train")
 ARCHITECTURE = "digits_cnn"
 
 

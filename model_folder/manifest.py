@@ -1,7 +1,7 @@
 """The model folder's manifest, and its checksums: what serving reads before it decides how to load a model.
 
-``model_arch.model_folder`` writes and loads whole model folders (and needs torch); this module only reads and
-writes ``manifest.json``, so that a worker serving an ONNX export (``serving.engines``) never imports torch.
+``model_folder.weights`` writes and loads whole model folders (and needs torch); this module only reads and
+writes ``manifest.json``, so that a worker serving an ONNX export (``model_folder.engines``) never imports torch.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class ModelFolderError(RuntimeError):
 
 @dataclass(frozen=True)
 class OnnxExport:
-    """The manifest's record of an ONNX export of the weights (``model_arch.onnx_export`` writes it).
+    """The manifest's record of an ONNX export of the weights (``model_folder.onnx_export`` writes it).
 
     Attributes:
         file: the file name, in the model folder.
@@ -111,7 +111,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     except (ValueError, KeyError, TypeError) as err:
         raise ModelFolderError(
             f"{path} is not a valid model manifest ({type(err).__name__}: {err}). "
-            "Write it with model_arch.model_folder.write_model_folder, or delete it to serve the weights "
+            "Write it with model_folder.weights.write_model_folder, or delete it to serve the weights "
             "as the default architecture."
         ) from err
 

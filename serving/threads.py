@@ -1,8 +1,8 @@
 """Thread choices for one inference-server worker process (PyTorch's and ONNX Runtime's intra-op threads).
 
 Threads matter most on CPU: every worker is its own process, and torch's default thread pool per process
-makes the workers fight over the cores (measured on 2 cores, 2 workers: about 70 req/s with default threads,
-about 1,600 req/s with one thread each). So each worker takes ``cores // WORKER_COUNT`` threads.
+makes the workers fight over the cores: the sample-style script in ``make bench`` shows what that costs
+(``docs/performance.md``). So each worker takes ``cores // WORKER_COUNT`` threads.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Add an ONNX export to a model folder, for the ONNX Runtime serving path (``MODEL_RUNTIME``).
+"""The model folder's ONNX export, both sides: writing it (training) and checking it before it serves.
 
-    python -m model_arch.onnx_export build/model      (training does this itself; see model_arch.train)
+    python -m model_folder.onnx_export build/model      (training does this itself; see training.train)
 
 The export is the model with its output head: softmax for classification, as ``serving.predictor`` applies it.
 ONNX Runtime then returns what the PyTorch path returns, and serving does no work of its own around the graph.
@@ -10,8 +10,11 @@ manifest. An export that differs by more than ``TOLERANCE`` is deleted and refus
 the file's sha256 and the weights' sha256; serving checks both at start-up (without torch), and
 ``python -m serving.doctor`` compares the export's answers with the weights again.
 
-Why: on the 2-core benchmark machine the demo CNN's forward pass takes about 80 µs in PyTorch and 17 µs in
-ONNX Runtime for one row, and 5.7 ms against 1.6 ms for 256 rows (README, "Speed").
+Why: ONNX Runtime's forward pass is several times faster than PyTorch's on a CPU, and a worker that serves it
+never imports torch (``docs/performance.md`` has the measured figures).
+
+Torch is imported inside ``export_onnx`` only: ``verified_export``, the start-up check, runs in workers that must
+not import it.
 
 An ONNX file is data (a protobuf graph): loading it runs no code from the model folder.
 Needs ``onnx`` and ``onnxscript`` (the ``torch.onnx`` exporter) and ``onnxruntime`` (for the check): the ``train``
@@ -27,35 +30,32 @@ import io
 import logging
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from model_arch.architecture import output_head
-from model_arch.manifest import Manifest, ModelFolderError, OnnxExport, read_manifest, sha256_of, write_manifest
-from model_arch.model_folder import load_model
-from model_arch.onnx_runtime import INPUT_NAME, TOLERANCE, Forward, OnnxEngine, largest_difference
+from model_arch.spec import InputSpec
+from model_folder.manifest import (
+    Manifest,
+    ModelFolderError,
+    OnnxExport,
+    check_sha256,
+    read_manifest,
+    sha256_of,
+    write_manifest,
+)
+from model_folder.onnx_engine import INPUT_NAME, OnnxEngine
 
 logger = logging.getLogger(__name__)
 
 ONNX_NAME = "model.onnx"
+TOLERANCE = 1e-4  # float32 outputs of the two runtimes; the export's own difference is recorded in the manifest
+CHECK_ROWS = (1, 7, 64)
+Forward = Callable[[np.ndarray], np.ndarray]
 EXPORTER_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the torch.onnx exporter, and the runtime for the check
 # They log every optimisation pass at INFO, and that torchvision (never used here) is missing at WARNING.
 EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
-
-
-class ServingGraph(nn.Module):
-    """The model plus the output head serving applies: what the ONNX file holds."""
-
-    def __init__(self, model: nn.Module, classification: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.classification = classification
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return output_head(self.model(x), self.classification)
 
 
 def export_onnx(folder: str | Path) -> Manifest:
@@ -65,6 +65,11 @@ def export_onnx(folder: str | Path) -> Manifest:
         ModelFolderError: the folder cannot be loaded, the model cannot be exported, or the export's answers
             differ from the PyTorch model's.
     """
+    import torch
+
+    from model_folder.torch_engine import ServingGraph
+    from model_folder.weights import load_model
+
     folder = Path(folder)
     manifest = read_manifest(folder)
     model = load_model(manifest, folder / manifest.weights_file, torch.device("cpu"))
@@ -108,7 +113,56 @@ def export_onnx(folder: str | Path) -> Manifest:
     return updated
 
 
-def _torch_forward(graph: nn.Module) -> Forward:
+def verified_export(weights: Path, manifest: Manifest) -> Path:
+    """The export the manifest next to ``weights`` records, after checking that it is that file, made from these
+    weights: what serving runs before it gives the file to ONNX Runtime.
+
+    Raises:
+        ModelFolderError: the export is missing, its sha256 differs, or it was exported from other weights.
+    """
+    export = manifest.onnx
+    if export is None:
+        raise ModelFolderError(f"the manifest next to {weights} records no ONNX export")
+    path = weights.parent / export.file
+    if not path.is_file():
+        raise ModelFolderError(
+            f"the manifest next to {weights} names the ONNX export {export.file!r}, which is not in "
+            f"{weights.parent}. Register the whole folder that training wrote, or set MODEL_RUNTIME=torch."
+        )
+    check_sha256(path, export.sha256)
+    if export.weights_sha256 != manifest.weights_sha256:
+        raise ModelFolderError(
+            f"{path} was exported from weights with sha256 {export.weights_sha256 or '(not recorded)'}, but the "
+            f"manifest's weights {weights.name} have sha256 {manifest.weights_sha256}: the export is not "
+            f"of these weights. Export it again with python -m model_folder.onnx_export {weights.parent}, or set "
+            "MODEL_RUNTIME=torch."
+        )
+    return path
+
+
+def largest_difference(first: Forward, second: Forward, spec: InputSpec) -> float:
+    """The largest absolute difference between two forward passes (numpy in, numpy out) on the check batches;
+    infinite if their output shapes differ."""
+    largest = 0.0
+    for batch in check_batches(spec):
+        a, b = first(batch), second(batch)
+        if a.shape != b.shape:
+            return float("inf")
+        largest = max(largest, float(np.max(np.abs(a - b))))
+    return largest
+
+
+def check_batches(spec: InputSpec, seed: int = 0) -> list[np.ndarray]:
+    """Model input at ``CHECK_ROWS`` rows, uniform over the spec's value range (0-1 where it has none)."""
+    rng = np.random.default_rng(seed)
+    low = spec.minimum if spec.minimum is not None else 0.0
+    high = spec.maximum if spec.maximum is not None else 1.0
+    return [spec.preprocess(rng.uniform(low, high, (rows, spec.size))) for rows in CHECK_ROWS]
+
+
+def _torch_forward(graph) -> Forward:
+    import torch
+
     def forward(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return graph(torch.from_numpy(batch)).numpy()

@@ -1,0 +1,68 @@
+"""JSON rows: ``{"data": rows}`` (the classic Azure ML samples) and ``{"input_data": rows}`` or ``{"input_data":
+{"columns": [...], "data": rows}}`` (Azure ML's MLflow deployments), answered ``{"predictions", "probabilities"}``.
+
+A row is a list of numbers (flat or nested to the input shape) or, for tabular input with feature names, an object
+keyed by name. ``serving.inputs`` validates the rows against the model's input spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model_arch.spec import InputSpec
+from serving.codecs.json_body import JSON, dumps, rounded
+from serving.codecs.types import Decoded, ReplyContext
+from serving.errors import ClientError
+from serving.inputs import reorder_columns, rows_to_batch
+from serving.predictor import Prediction
+
+
+class RowsCodec:
+    """One JSON field holding rows; ``input_data`` also takes pandas' "split" orientation (columns and data)."""
+
+    media_type = JSON
+
+    def __init__(self, key: str, form: str) -> None:
+        self.name = key  # as GET /score and the score log line name this format
+        self.key = key
+        self.form = form
+
+    def decode(self, document: dict[str, Any], spec: InputSpec, max_rows: int, booleans: bool) -> Decoded:
+        """``document[self.key]`` as the model's input batch.
+
+        Raises:
+            ClientError: 413 for too many rows, 422 for rows that do not fit the model.
+        """
+        value = document[self.key]
+        if self.key == "input_data" and isinstance(value, dict):
+            value = _split_orientation(value, spec)
+        return Decoded(rows_to_batch(value, spec, max_rows, self.key, booleans), self)
+
+    def encode(self, prediction: Prediction, decoded: Decoded, context: ReplyContext) -> bytes:
+        """Classification: ``{"predictions": [label, ...], "probabilities": [[p per label], ...]}``.
+        Regression: ``{"predictions": [{output name: value, ...}, ...]}``."""
+        output = prediction.output
+        values = rounded(prediction.values)
+        if output.kind == "regression":
+            return dumps({"predictions": [dict(zip(output.names, row, strict=True)) for row in values]})
+        return dumps({"predictions": prediction.labels(), "probabilities": values})
+
+
+def _split_orientation(value: dict[str, Any], spec: InputSpec) -> Any:
+    """pandas' "split" orientation, ``{"columns": [...], "index": [...], "data": rows}`` -> rows in the spec's order."""
+    if "data" not in value:
+        raise ClientError(
+            422, "invalid_data", f'"input_data" is an object without "data"; got keys {sorted(value)[:10]}'
+        )
+    columns = value.get("columns")
+    if isinstance(columns, list) and columns and spec.names:
+        return reorder_columns(value["data"], columns, spec, "input_data")
+    if isinstance(columns, list) and columns and len(columns) != spec.size:
+        raise ClientError(
+            422, "wrong_row_shape", f'"input_data" names {len(columns)} columns; this model takes {spec.size}'
+        )
+    return value["data"]
+
+
+DATA = RowsCodec("data", '{"data": rows}')
+INPUT_DATA = RowsCodec("input_data", '{"input_data": rows} or {"input_data": {"columns": [...], "data": rows}}')
