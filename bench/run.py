@@ -541,6 +541,8 @@ def _read_lines(path: str) -> list[str]:
 
 
 def _cell(value: object) -> str:
+    if value is None:
+        return "-"
     return f"{value:.0f}" if isinstance(value, float) and value >= 100 else str(value)
 
 

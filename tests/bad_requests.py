@@ -1,5 +1,5 @@
 """Malformed requests, each with the status, code and message fragment it must get: one table, run against the
-decoder (tests/test_protocols.py) and against a real server process (tests/test_server.py)."""
+decoders (tests/test_codecs.py) and against a real server process (tests/test_server.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The README's curl examples, run as written (only the port changes) against a real server."""
+"""The README's curl examples, run as written (only the port changes) against a real server.
+
+Each example is the ```bash block after a ``<!-- example: NAME -->`` line, so the README may be reordered freely.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -18,18 +22,33 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command"),
 ]
 README = REPO_ROOT / "README.md"
+EXAMPLE = re.compile(r"^<!-- example: ([\w-]+) -->\n```bash\n(.*?)```", flags=re.S | re.M)
+EXAMPLE_NAMES = ["quick-start", "data-nested", "input-data", "v2", "npy", "error"]
 
 
-def curl_examples() -> list[tuple[str, str | None]]:
-    """(command, documented output or None) for every curl command in the README's bash blocks."""
-    examples = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S):
+@dataclass(frozen=True)
+class Example:
+    command: str  # the curl command, continuation lines joined
+    documented: str | None  # the answer shown in a "# {...}" comment under it, if any
+
+
+def readme_examples() -> dict[str, Example]:
+    """Every marked example in the README, by name."""
+    examples = {}
+    for name, block in EXAMPLE.findall(README.read_text()):
+        assert name not in examples, f"two README examples are marked {name!r}"
         lines = block.replace("\\\n", " ").splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("curl "):
-                following = lines[i + 1] if i + 1 < len(lines) else ""
-                examples.append((line, following[2:] if following.startswith("# {") else None))
+        commands = [line for line in lines if line.startswith("curl ")]
+        assert len(commands) == 1, f"the README example {name!r} should hold one curl command: {lines}"
+        comments = [line[2:] for line in lines if line.startswith("# {")]
+        examples[name] = Example(commands[0], comments[0] if comments else None)
     return examples
+
+
+def example(name: str) -> Example:
+    examples = readme_examples()
+    assert name in examples, f"the README has no example marked <!-- example: {name} -->; found {sorted(examples)}"
+    return examples[name]
 
 
 def run_curl(command: str, server: InferenceServer) -> dict:
@@ -39,40 +58,42 @@ def run_curl(command: str, server: InferenceServer) -> dict:
     return json.loads(result.stdout)
 
 
-def test_the_readme_has_the_examples_this_file_checks() -> None:
-    commands = [command for command, _ in curl_examples()]
+def test_the_readme_marks_every_example_this_file_checks() -> None:
+    examples = readme_examples()
 
-    assert len(commands) == 6
-    assert "deploy/sample-request.json" in commands[0]
-    assert '"input_data"' in commands[2] and '"inputs"' in commands[3] and "application/x-npy" in commands[4]
+    assert sorted(examples) == sorted(EXAMPLE_NAMES)
+    assert "deploy/sample-request.json" in examples["quick-start"].command
+    assert '"data"' in examples["data-nested"].command
+    assert '"input_data"' in examples["input-data"].command
+    assert '"inputs"' in examples["v2"].command
+    assert "application/x-npy" in examples["npy"].command
 
 
 @pytest.mark.parametrize(
-    ("index", "predictions"),
-    [(0, SAMPLE_LABELS), (1, [0]), (2, [0]), (4, SAMPLE_LABELS)],
-    ids=["quick-start", "data-nested", "input-data", "npy"],
+    ("name", "predictions"),
+    [("quick-start", SAMPLE_LABELS), ("data-nested", [0]), ("input-data", [0]), ("npy", SAMPLE_LABELS)],
 )
-def test_each_format_example_is_answered(served: InferenceServer, index: int, predictions: list[int]) -> None:
-    command, _ = curl_examples()[index]
+def test_each_format_example_is_answered_with_its_predictions(
+    served: InferenceServer, name: str, predictions: list[int]
+) -> None:
+    answer = run_curl(example(name).command, served)
 
-    assert run_curl(command, served)["predictions"] == predictions  # digits.images[0] is a zero
+    assert answer["predictions"] == predictions  # digits.images[0], in the data-nested and input-data rows, is a zero
 
 
 def test_the_v2_example_is_answered_in_v2_shape(served: InferenceServer) -> None:
-    command, _ = curl_examples()[3]
-
-    answer = run_curl(command, served)
+    answer = run_curl(example("v2").command, served)
 
     assert (answer["id"], answer["model_name"], answer["model_version"]) == ("req-1", "digits-cnn", "1")
     predictions = next(o for o in answer["outputs"] if o["name"] == "predictions")
     assert predictions["data"] == [0]
 
 
-def test_the_error_curl_answers_exactly_what_the_readme_shows(served: InferenceServer) -> None:
-    command, documented = curl_examples()[5]
+def test_the_error_example_answers_exactly_what_the_readme_shows(served: InferenceServer) -> None:
+    error = example("error")
 
-    assert documented is not None
-    assert run_curl(command, served) == json.loads(documented)
+    assert error.documented is not None
+    assert run_curl(error.command, served) == json.loads(error.documented)
 
 
 def test_the_npy_sample_holds_the_json_sample() -> None:
