@@ -14,7 +14,11 @@ PERCENT ?= 10
 # e.g. make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
 PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL))
-MODEL := build/model
+DEMO_MODEL := build/model
+# Your own model folder (or file), for serve and doctor; unset, they use the demo (trained first if missing).
+MODEL_DIR ?=
+SERVED := $(or $(MODEL_DIR),$(DEMO_MODEL))
+$(if $(filter command line,$(origin MODEL)),$(error MODEL is not a setting: serve or diagnose your own folder with MODEL_DIR=$(MODEL)))
 
 .PHONY: help setup model serve smoke loadtest bench doctor new-model openapi validate deploy rollout invoke logs test lint format clean
 
@@ -26,29 +30,29 @@ setup: $(VENV)/.installed ## Create .venv/ and install the pinned dependencies (
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --disable-pip-version-check $(PIP_INDEX_ARGS) -e '.[dev]' && touch $@
 
-model: $(MODEL)/manifest.json ## Train the demo digits CNN and write the model folder (weights and ONNX export) to build/model/
+model: $(DEMO_MODEL)/manifest.json ## Train the demo digits CNN and write the model folder (weights and ONNX export) to build/model/
 
-$(MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py model_folder/*.py training/*.py
-	$(BIN)/python -m training.train --output-dir $(MODEL)
+$(DEMO_MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py model_folder/*.py training/*.py
+	$(BIN)/python -m training.train --output-dir $(DEMO_MODEL)
 
-serve: model ## Serve build/model with the real azmlinfsrv on 127.0.0.1:PORT (5001), laid out as Azure does; Ctrl-C stops
-	$(BIN)/python -m harness.server --model $(MODEL) --port $(PORT) --workers $(WORKERS)
+serve: $(VENV)/.installed $(if $(MODEL_DIR),,model) ## Serve the demo, or MODEL_DIR=your folder (never trained into), on the real azmlinfsrv at 127.0.0.1:PORT
+	$(BIN)/python -m harness.server --model $(SERVED) --port $(PORT) --workers $(WORKERS) $(if $(MODEL_DIR),,--name digits-cnn)
 
 smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running server and print the answer
 	$(BIN)/python -m harness.smoke --url http://127.0.0.1:$(PORT)/score
 
 loadtest: model ## Drive a fresh 2-worker server with 16 clients, check every answer (bounded: 4000 requests, 60 s)
-	$(BIN)/python -m harness.loadtest --model $(MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60
+	$(BIN)/python -m harness.loadtest --model $(DEMO_MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60
 
 bench: model ## Benchmark the template against the server's ceiling and the sample-style script (a few minutes)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "wrk not installed: falling back to a slower Python load generator"
 	$(BIN)/python -m bench.run
 
 doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make doctor MODEL_DIR=path (default build/model)
-	$(BIN)/python -m serving.doctor $(or $(MODEL_DIR),$(MODEL))
+	$(BIN)/python -m serving.doctor $(SERVED)
 
-new-model: $(VENV)/.installed ## Start a new architecture: make new-model NAME=my_model (module, registry entry, test)
-	$(BIN)/python -m training.scaffold $(NAME)
+new-model: $(VENV)/.installed ## Start a new architecture: make new-model NAME=my_model [SPEC_ONLY=1] (module, registry entry, test)
+	$(BIN)/python -m training.scaffold $(NAME) $(if $(SPEC_ONLY),--spec-only)
 
 openapi: $(VENV)/.installed ## Regenerate swagger2.json, swagger3.json, swagger3.1.json from the model's spec
 	$(BIN)/python -m serving.openapi

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.client import request
-from harness.layout import DEFAULT_MODEL_NAME, DEFAULT_VERSION, lay_out_like_azure
+from harness.layout import DEFAULT_VERSION, lay_out_like_azure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK_CONFIG = REPO_ROOT / "harness" / "gunicorn_loopback.py"
@@ -196,17 +197,24 @@ class InferenceServer:
         self.stop()
 
 
+def model_name_for(path: Path) -> str:
+    """A registered model's name for a folder or file, as Azure ML allows it: letters, digits, '-', '_' and '.'."""
+    stem = Path(path).resolve().name if Path(path).is_dir() else Path(path).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._") or "model"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve a model folder with azmlinfsrv on 127.0.0.1.")
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "build" / "model", help="model folder or file")
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "build" / "azureml-models")
-    parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="registered model name (folder level)")
+    parser.add_argument("--name", help="registered model name (folder level); default: the folder's (or file's) name")
     parser.add_argument("--version", default=DEFAULT_VERSION, help="registered model version (folder level)")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKER_COUNT", "1")))
     args = parser.parse_args(argv)
 
-    model_dir = lay_out_like_azure(args.model, args.root, args.name, args.version)
+    name = args.name or model_name_for(args.model)
+    model_dir = lay_out_like_azure(args.model, args.root, name, args.version)
     print(f"AZUREML_MODEL_DIR={model_dir}", flush=True)
     print(f"Serving on http://127.0.0.1:{args.port}/score  (try: make smoke PORT={args.port})", flush=True)
     command = server_command(model_dir, args.port, args.workers)

@@ -21,6 +21,11 @@ class InputSpec:
 
     A client sends rows of raw values (for the digits: 64 pixel intensities 0-16). The model receives
     ``(row - subtract) / divide`` as ``dtype``, shaped ``(batch, *shape)``.
+
+    ``subtract`` and ``divide`` are one number for every value, or one number per entry of the row's first axis:
+    per feature for a flat row ``(features,)`` (standardisation: the training set's means and standard
+    deviations), per channel for an image ``(channels, height, width)`` (per-channel mean and std, in the units
+    clients send: for pixels 0-255 and ImageNet's mean 0.485, ``subtract`` is 0.485 × 255).
     """
 
     name: str
@@ -28,22 +33,52 @@ class InputSpec:
     dtype: str = "float32"
     minimum: float | None = None
     maximum: float | None = None
-    subtract: float = 0.0
-    divide: float = 1.0
+    subtract: float | tuple[float, ...] = 0.0
+    divide: float | tuple[float, ...] = 1.0
     description: str = ""
     names: tuple[str, ...] = ()  # tabular input: one name per value; rows may then be objects keyed by name
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         object.__setattr__(self, "names", tuple(self.names))
+        for field_name in ("subtract", "divide"):
+            object.__setattr__(self, field_name, self._scalar_or_per_axis(field_name, getattr(self, field_name)))
         if self.names and (len(self.shape) != 1 or len(self.names) != self.shape[0]):
             raise ValueError(f"InputSpec.names must name each of the {self.shape} values of a flat row")
         if not self.shape or any(d < 1 for d in self.shape):
             raise ValueError(f"InputSpec.shape must be positive dimensions, got {self.shape}")
         if self.dtype != "float32":
             raise ValueError(f"InputSpec.dtype {self.dtype!r} is not supported; expected 'float32'")
-        if self.divide == 0 or not math.isfinite(self.divide):
-            raise ValueError(f"InputSpec.divide must be a finite non-zero number, got {self.divide}")
+        divisors = self.divide if isinstance(self.divide, tuple) else (self.divide,)
+        if any(d == 0 or not math.isfinite(d) for d in divisors):
+            raise ValueError(f"InputSpec.divide must be finite non-zero numbers, got {self.divide}")
+
+    def _scalar_or_per_axis(self, field_name: str, value: Any) -> float | tuple[float, ...]:
+        """A number, or a list of numbers as long as the row's first axis (features, or channels)."""
+        if isinstance(value, (list, tuple)):
+            if len(value) == 1:
+                return float(value[0])
+            if len(value) != self.shape[0]:
+                raise ValueError(
+                    f"InputSpec.{field_name} has {len(value)} values; expected one number, or one per entry of the "
+                    f"row's first axis ({self.shape[0]}: a feature of a flat row, a channel of an image)"
+                )
+            return tuple(float(v) for v in value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"InputSpec.{field_name} must be a number or a list of numbers, got {value!r}")
+        return float(value)
+
+    @functools.cached_property
+    def _offsets(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``subtract`` and ``divide`` as float32 arrays broadcast over a row (None where they change nothing)."""
+        per_axis = (self.shape[0],) + (1,) * (len(self.shape) - 1)
+
+        def array(value: float | tuple[float, ...], identity: float) -> np.ndarray | None:
+            if isinstance(value, tuple):
+                return np.asarray(value, dtype=np.float32).reshape(per_axis)
+            return None if value == identity else np.float32(value)
+
+        return array(self.subtract, 0.0), array(self.divide, 1.0)
 
     @property
     def size(self) -> int:
@@ -77,17 +112,21 @@ class InputSpec:
 
         Training and serving both call this, so the model sees the same numbers in both.
         """
-        x = rows  # each step casts to float32 first, then computes in float32
-        if self.subtract:
-            x = np.subtract(x, np.float32(self.subtract), dtype=np.float32)
-        if self.divide != 1:
-            x = np.divide(x, np.float32(self.divide), dtype=np.float32)
-        return np.asarray(x, dtype=np.float32).reshape((-1, *self.shape))
+        x = np.asarray(rows).reshape((-1, *self.shape))  # a view: the accepted row shapes all hold the same values
+        subtract, divide = self._offsets
+        if subtract is not None:  # each step casts to float32 first, then computes in float32
+            x = np.subtract(x, subtract, dtype=np.float32)
+        if divide is not None:
+            x = np.divide(x, divide, dtype=np.float32)
+        return np.asarray(x, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["shape"] = list(self.shape)
         data["names"] = list(self.names)
+        for field_name in ("subtract", "divide"):
+            if isinstance(data[field_name], tuple):
+                data[field_name] = list(data[field_name])
         return data
 
     @classmethod
@@ -101,11 +140,16 @@ class OutputSpec:
 
     ``classification``: logits over ``labels``, answered as the predicted label and the softmax probabilities.
     ``regression``: one value per name in ``names``, answered as an object per row.
+
+    ``select`` names the output that holds them when ``forward`` returns several: an index into a tuple or list
+    (``(logits, features)``: ``select=0``), or a key of a dict (``{"logits": ...}``: ``select="logits"``). ``None``
+    (the default): ``forward`` returns one tensor.
     """
 
     kind: str
     labels: tuple[Any, ...] = field(default_factory=tuple)
     names: tuple[str, ...] = field(default_factory=tuple)
+    select: int | str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
@@ -118,6 +162,11 @@ class OutputSpec:
             raise ValueError("OutputSpec.labels must name at least one class")
         if self.kind == "regression" and not self.names:
             raise ValueError("OutputSpec.names must name at least one regression output")
+        valid_index = isinstance(self.select, int) and not isinstance(self.select, bool) and self.select >= 0
+        if self.select is not None and not valid_index and not (isinstance(self.select, str) and self.select):
+            raise ValueError(
+                f"OutputSpec.select must be an index (0, 1, ...) or a dict key naming the scores; got {self.select!r}"
+            )
 
     @property
     def width(self) -> int:
@@ -130,6 +179,8 @@ class OutputSpec:
             data["labels"] = list(self.labels)
         if self.names:
             data["names"] = list(self.names)
+        if self.select is not None:
+            data["select"] = self.select
         return data
 
     @classmethod

@@ -81,6 +81,13 @@ def choose_runtime(options: EngineOptions, manifest: Manifest, gpu_marker: Path 
     Raises:
         ModelFolderError: ``MODEL_RUNTIME=onnx`` and ONNX Runtime cannot serve here (the message says why).
     """
+    if manifest.onnx is None and manifest.weights_file.lower().endswith(".onnx"):
+        if options.runtime == "torch":
+            raise ModelFolderError(
+                f"MODEL_RUNTIME=torch, but the model file {manifest.weights_file} is an ONNX graph, which only ONNX "
+                "Runtime runs. Unset MODEL_RUNTIME."
+            )
+        return RuntimeChoice(ONNX_RUNTIME, "the model file is an ONNX graph (a spec-only architecture describes it)")
     blocker = _onnx_blocker(options, manifest, gpu_marker)
     if blocker is None:
         return RuntimeChoice(ONNX_RUNTIME, "the model folder has an ONNX export and the model is served on the CPU")
@@ -100,6 +107,8 @@ def load_engine(choice: RuntimeChoice, options: EngineOptions, source: ModelSour
         from model_folder.onnx_engine import OnnxEngine
         from model_folder.onnx_export import verified_export
 
+        if source.manifest.onnx is None:  # the weights file is itself an ONNX graph, from elsewhere
+            return OnnxEngine(source.weights, options.threads, head=source.manifest.output)
         return OnnxEngine(verified_export(source.weights, source.manifest), options.threads)
     from model_folder.torch_engine import load_torch_engine  # torch is imported here, and only here
 

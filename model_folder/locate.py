@@ -47,7 +47,7 @@ class ModelSource:
     has_manifest: bool
 
 
-def locate_model(model_dir: str | None, model_path: str | None, architecture: str) -> ModelSource:
+def locate_model(model_dir: str | None, model_path: str | None, architecture: str | None) -> ModelSource:
     """Choose the model to serve.
 
     Args:
@@ -124,7 +124,7 @@ def is_weights_file(path: Path) -> bool:
     return path.suffix.lower() in WEIGHTS_SUFFIXES or detect_format(path) != UNKNOWN
 
 
-def _explicit(root: Path, model_path: str, architecture: str) -> ModelSource:
+def _explicit(root: Path, model_path: str, architecture: str | None) -> ModelSource:
     target = Path(model_path) if os.path.isabs(model_path) else root / model_path
     if target.is_dir():
         if (target / MANIFEST_NAME).is_file():
@@ -150,7 +150,7 @@ def _explicit(root: Path, model_path: str, architecture: str) -> ModelSource:
     )
 
 
-def _bare_weights(weights: Path, architecture: str) -> ModelSource:
+def _bare_weights(weights: Path, architecture: str | None) -> ModelSource:
     """A weights file without a manifest: the registered ``architecture`` at its default config. (Importing the
     registry imports torch, which only a PyTorch-served model needs; hence here, not at the top.)"""
     from model_folder.weights import manifest_for_bare_weights

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model_arch.spec import OutputSpec
+
 INPUT_NAME = "x"  # the export's input name (model_folder.onnx_export)
 
 
@@ -27,16 +29,46 @@ def onnx_session(path: Path, threads: int):
 
 
 class OnnxEngine:
-    """A forward pass over an ONNX file: model input in, the graph's output out (for an export, already through
-    its output head). ``model_folder.engines`` serves with it; ``model_folder.onnx_export`` checks an export with it."""
+    """A forward pass over an ONNX file: model input in, ``(rows, outputs)`` float32 out.
+
+    The template's own export already ends in the output head. A graph from elsewhere (a spec-only architecture)
+    gets it here: the output that ``head.select`` names (an index, or an output's name), softmax for
+    classification. ``model_folder.engines`` serves with it; ``model_folder.onnx_export`` checks an export with it.
+    """
 
     name = "onnxruntime"
     device = "cpu"
     channels_last = False
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, head: OutputSpec | None = None) -> None:
         self._session = onnx_session(path, threads)
         self._input = self._session.get_inputs()[0].name
+        self._head = head
+        self._output = None if head is None else _output_index(self._session, head.select, path)
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: np.ascontiguousarray(chunk)})[0]
+        outputs = self._session.run(None, {self._input: np.ascontiguousarray(chunk, dtype=np.float32)})
+        if self._head is None:
+            return outputs[0]
+        y = np.asarray(outputs[self._output], dtype=np.float32)
+        if self._head.kind != "classification":
+            return y
+        exp = np.exp(y - y.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _output_index(session, select: int | str | None, path: Path) -> int:
+    """Which of the graph's outputs holds the scores."""
+    names = [output.name for output in session.get_outputs()]
+    if select is None and len(names) == 1:
+        return 0
+    if isinstance(select, int) and select < len(names):
+        return select
+    if isinstance(select, str) and select in names:
+        return names.index(select)
+    from model_folder.manifest import ModelFolderError
+
+    raise ModelFolderError(
+        f"{path} has outputs {names}; name the one that holds the scores in the output spec: "
+        "OutputSpec(..., select=0) by position, or select='<output name>'"
+    )

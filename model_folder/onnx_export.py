@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import logging
 import sys
@@ -73,7 +74,7 @@ def export_onnx(folder: str | Path) -> Manifest:
     folder = Path(folder)
     manifest = read_manifest(folder)
     model = load_model(manifest, folder / manifest.weights_file, torch.device("cpu"))
-    graph = ServingGraph(model, manifest.output.kind == "classification").eval()
+    graph = ServingGraph(model, manifest.output).eval()
     path = folder / ONNX_NAME
     example = torch.zeros((2, *manifest.input.shape))
     for name in EXPORTER_LOGGERS:
@@ -111,6 +112,23 @@ def export_onnx(folder: str | Path) -> Manifest:
     write_manifest(folder, updated)
     logger.info("wrote %s (%d bytes): largest difference from PyTorch %.2e", path, path.stat().st_size, difference)
     return updated
+
+
+def add_onnx_export(folder: str | Path) -> None:
+    """Export for ONNX Runtime. Without the exporter's packages, or when the export fails its check, say so and
+    leave the folder as it is: the weights serve with PyTorch, and the job that trained them succeeds."""
+    missing = [name for name in EXPORTER_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        logger.warning(
+            "no ONNX export (%s not installed): the folder serves with PyTorch. Install the train extra "
+            "(pip install -e '.[train]') or environment/conda-train.yaml for the faster ONNX Runtime path.",
+            ", ".join(missing),
+        )
+        return
+    try:
+        export_onnx(folder)
+    except ModelFolderError as err:
+        logger.warning("no ONNX export, the folder serves with PyTorch: %s", err)
 
 
 def verified_export(weights: Path, manifest: Manifest) -> Path:

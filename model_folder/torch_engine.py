@@ -8,31 +8,76 @@ imports torch (a large share of a worker's start-up time and memory). The ONNX e
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
+from model_arch.spec import OutputSpec
 from model_folder.engines import EngineOptions
 from model_folder.locate import ModelSource
+from model_folder.manifest import ModelFolderError
 from model_folder.weights import load_model
 
+logger = logging.getLogger(__name__)
+LAYOUT_TOLERANCE = 1e-4  # channels-last must answer like the default layout, within float32 reordering
 
-def output_head(logits: torch.Tensor, classification: bool) -> torch.Tensor:
-    """What serving answers from a model's output: float32, softmax over the labels for classification."""
-    y = logits.float()
-    return torch.softmax(y, dim=1) if classification else y
+
+def output_head(output: Any, spec: OutputSpec) -> torch.Tensor:
+    """What serving answers from a model's output: the tensor ``spec.select`` names (for a ``forward`` that returns
+    a tuple or a dict), as float32, through a softmax over the labels for classification.
+
+    Raises:
+        ModelFolderError: the output is not one tensor and ``select`` does not name one in it.
+    """
+    y = select_output(output, spec.select)
+    y = y.float()
+    return torch.softmax(y, dim=1) if spec.kind == "classification" else y
+
+
+def select_output(output: Any, select: int | str | None) -> torch.Tensor:
+    """The scores inside what ``forward`` returned."""
+    if select is None and isinstance(output, torch.Tensor):
+        return output
+    found = _describe_output(output)
+    try:
+        chosen = output[select] if select is not None and isinstance(output, (tuple, list, Mapping)) else None
+    except (IndexError, KeyError, TypeError):
+        chosen = None
+    if isinstance(chosen, torch.Tensor):
+        return chosen
+    if select is None:
+        fix = "name the tensor that holds the scores in the output spec: OutputSpec(..., select=0) for a tuple's "
+        fix += "first item, select='logits' for a dict's key"
+    else:
+        fix = f"select={select!r} names no tensor in it; choose an index or key from those listed"
+    raise ModelFolderError(f"the model's forward returned {found}, not one tensor of scores: {fix}")
+
+
+def _describe_output(output: Any) -> str:
+    def one(value: Any) -> str:
+        return f"Tensor{tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+
+    if isinstance(output, Mapping):
+        return "a dict {" + ", ".join(f"{k!r}: {one(v)}" for k, v in output.items()) + "}"
+    if isinstance(output, (tuple, list)):
+        return f"a {type(output).__name__} of {len(output)}: (" + ", ".join(one(v) for v in output) + ")"
+    return one(output)
 
 
 class ServingGraph(nn.Module):
     """The model plus the output head serving applies: what the ONNX export holds."""
 
-    def __init__(self, model: nn.Module, classification: bool) -> None:
+    def __init__(self, model: nn.Module, output: OutputSpec) -> None:
         super().__init__()
         self.model = model
-        self.classification = classification
+        self.output = output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return output_head(self.model(x), self.classification)
+        return output_head(self.model(x), self.output)
 
 
 class TorchEngine:
@@ -40,10 +85,10 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, device: torch.device, classification: bool, channels_last: bool) -> None:
+    def __init__(self, model: nn.Module, device: torch.device, output: OutputSpec, channels_last: bool) -> None:
         self.model = model
         self.device = device
-        self.classification = classification
+        self.output = output
         self.channels_last = channels_last
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
@@ -53,23 +98,56 @@ class TorchEngine:
             x = torch.from_numpy(chunk).to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            return output_head(self.model(x), self.classification).cpu().numpy()
+            return output_head(self.model(x), self.output).cpu().numpy()
 
 
 def load_torch_engine(options: EngineOptions, source: ModelSource) -> TorchEngine:
     """Load ``source`` onto the device ``options.device`` selects, with ``options.threads`` torch threads.
 
     Raises:
-        ModelFolderError: the weights cannot be loaded safely (see ``model_folder.weights.load_model``).
+        ModelFolderError: the weights cannot be loaded safely (see ``model_folder.weights.load_model``), or
+            ``CHANNELS_LAST=on`` and the model does not run in that layout.
         RuntimeError: ``SERVING_DEVICE=cuda`` on a host without a GPU.
     """
     device = select_device(options.device)
     torch.set_num_threads(options.threads)
     model = load_model(source.manifest, source.weights, device, options.trust)
-    channels_last = use_channels_last(options.channels_last, source.manifest.input.shape)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return TorchEngine(model, device, source.manifest.output.kind == "classification", channels_last)
+    engine = TorchEngine(model, device, source.manifest.output, channels_last=False)
+    if use_channels_last(options.channels_last, source.manifest.input.shape):
+        engine = _with_channels_last(engine, source, forced=options.channels_last == "on")
+    return engine
+
+
+def _with_channels_last(engine: TorchEngine, source: ModelSource, forced: bool) -> TorchEngine:
+    """The engine in channels-last layout, if the model runs in it and answers as in the default layout; else the
+    engine as it was (``CHANNELS_LAST=auto``), or a start-up failure that says why (``CHANNELS_LAST=on``).
+
+    A ``forward`` that calls ``x.view(...)`` on a convolution's output (common in tutorials) fails in channels-last
+    layout, whose strides ``view`` cannot reinterpret; ``x.reshape`` or ``x.flatten(1)`` works in both."""
+    from model_folder.onnx_export import check_batches  # torch-free; the same seeded rows the export is checked on
+
+    batch = check_batches(source.manifest.input)[1]
+    try:
+        expected = engine(batch)
+    except Exception:  # the model fails in its own layout too: warm-up reports that, with its own message
+        return engine
+    fast = TorchEngine(engine.model.to(memory_format=torch.channels_last), engine.device, engine.output, True)
+    try:
+        difference = float(np.max(np.abs(fast(batch) - expected)))
+        problem = None if difference <= LAYOUT_TOLERANCE else f"answers differ by {difference:.1e}"
+    except Exception as err:  # any failure in the other layout only means: not this layout
+        problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    if problem is None:
+        return fast
+    engine.model = engine.model.to(memory_format=torch.contiguous_format)
+    if forced:
+        raise ModelFolderError(
+            f"CHANNELS_LAST=on, but {source.weights} does not run in channels-last layout ({problem}). Set "
+            "CHANNELS_LAST=auto (checks and falls back) or off; or, in the model's forward, use x.reshape(...) or "
+            "x.flatten(1) where it uses x.view(...)."
+        )
+    logger.info("channels-last off for %s: in that layout %s (the default layout serves it)", source.weights, problem)
+    return engine
 
 
 def select_device(requested: str) -> torch.device:
@@ -91,5 +169,6 @@ def select_device(requested: str) -> torch.device:
 
 
 def use_channels_last(setting: str, input_shape: tuple[int, ...]) -> bool:
-    """``auto``: on for image input (channels, height, width), where convolutions run faster on CPU."""
+    """``auto``: tried for image input (channels, height, width), where convolutions run faster on CPU; kept only
+    where the model runs in that layout and answers alike (``_with_channels_last``)."""
     return setting == "on" or (setting == "auto" and len(input_shape) == 3)

@@ -32,9 +32,11 @@ import torch
 from torch import nn
 
 from model_arch.registry import get_architecture
+from model_arch.spec import InputSpec, OutputSpec
 from model_folder import formats
 from model_folder.formats import TRUST_NOTHING, TrustPolicy
 from model_folder.manifest import (
+    DEFAULT_ARCHITECTURE,
     WEIGHTS_NAME,
     Manifest,
     ModelFolderError,
@@ -54,6 +56,14 @@ RESAVE_HINT = (
     "     model = model.to('cpu')\n"
     "     torch.save(model.state_dict(), 'outputs/model.pt')"
 )
+CONVERT_HINT = (
+    "convert it once, on your own machine and outside any deployment: paste its class into model_arch/ "
+    "(make new-model NAME=my_model, then replace the class), and run\n"
+    "     python -m model_folder.convert {path} --architecture my_model --output-dir converted/ --trusted\n"
+    "     which loads the file you trust, checks that its weights fit the class, and writes a model folder "
+    "(state_dict, manifest, ONNX export) to register instead"
+)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch puts bold text in some refusals; a log is not a terminal
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -66,11 +76,15 @@ def write_model_folder(
     architecture: str,
     config: dict[str, Any],
     metrics: dict[str, Any] | None = None,
+    input_spec: InputSpec | None = None,
+    output_spec: OutputSpec | None = None,
 ) -> Manifest:
     """Save ``model``'s state_dict and its manifest into ``out_dir`` (created if needed).
 
-    The weights are moved to the CPU first, so a model trained on a GPU loads on any host.
-    Returns the manifest that was written.
+    The weights are moved to the CPU first, so a model trained on a GPU loads on any host. ``input_spec`` and
+    ``output_spec`` replace the architecture's for this folder: preprocessing fitted on the training data (per-feature
+    means and standard deviations as ``subtract``/``divide``), labels known only then. Serving reads them from the
+    manifest, so training and serving apply the same numbers. Returns the manifest that was written.
     """
     arch = get_architecture(architecture)
     out_dir = Path(out_dir)
@@ -81,8 +95,8 @@ def write_model_folder(
     manifest = Manifest(
         architecture=arch.name,
         config=json.loads(json.dumps(config)),  # as it will read back: tuples become lists
-        input=arch.input_spec,
-        output=arch.output_spec,
+        input=input_spec or arch.input_spec,
+        output=output_spec or arch.output_spec,
         weights_file=WEIGHTS_NAME,
         weights_sha256=sha256_of(weights_path),
         torch_version=torch.__version__.split("+")[0],
@@ -96,9 +110,38 @@ def write_model_folder(
 # --------------------------------------------------------------------------------------------- reading
 
 
-def manifest_for_bare_weights(weights_path: str | Path, architecture: str) -> Manifest:
-    """A manifest for a weights file that came without one: ``architecture`` at its default config."""
-    arch = get_architecture(architecture)
+def manifest_for_bare_weights(weights_path: str | Path, architecture: str | None) -> Manifest:
+    """A manifest for a weights file that came without one: ``architecture`` at its default config.
+
+    A state_dict needs the class to load into: ``architecture``, or the demo's when None. A file that carries its own
+    code or graph (TorchScript, ``torch.export``, ONNX) needs only its input and output: a spec-only architecture
+    (``model_arch.architecture``), which ``MODEL_ARCHITECTURE`` must name.
+
+    Raises:
+        ModelFolderError: no architecture by that name, or one that does not suit the file.
+    """
+    weights_path = Path(weights_path)
+    file_format = formats.detect_format(weights_path)
+    self_contained = file_format in (*formats.CODE_FORMATS, formats.ONNX)
+    description = formats.DESCRIPTIONS[file_format]
+    description = ("an " if description[0] in "AEIOU" else "a ") + description
+    if architecture is None and self_contained:
+        raise ModelFolderError(
+            f"{weights_path} is {description}: it carries its own code or graph, but not what a client sends it nor "
+            "what its output means. Declare them, and nothing else, in a spec-only architecture: "
+            "`make new-model NAME=my_model SPEC_ONLY=1`, edit its INPUT_SPEC and OUTPUT_SPEC (labels), and set "
+            "MODEL_ARCHITECTURE=my_model in the deployment."
+        )
+    try:
+        arch = get_architecture(architecture or DEFAULT_ARCHITECTURE)
+    except KeyError as err:
+        raise ModelFolderError(f"MODEL_ARCHITECTURE: {err.args[0]}") from None
+    if arch.spec_only and not self_contained:
+        raise ModelFolderError(
+            f"MODEL_ARCHITECTURE={arch.name} declares specs only, for a file that carries its own code or graph, but "
+            f"{weights_path} is {description}, which needs its architecture's class to load into. Name the "
+            "architecture whose class it was saved from, or register the TorchScript, torch.export or ONNX file."
+        )
     return Manifest(
         architecture=arch.name,
         config=arch.default_config(),
@@ -133,10 +176,8 @@ def load_model(
         loaded = read_weights(weights_path, device, trust.pickle_globals)
     elif file_format == formats.ONNX:
         raise ModelFolderError(
-            f"{weights_path} is an ONNX model on its own. This template serves PyTorch weights, and runs an ONNX "
-            "export of them only beside the weights it came from, so that it can be checked against them. "
-            "Register the PyTorch state_dict the ONNX file was exported from instead (then add the export with "
-            "python -m model_folder.onnx_export FOLDER)."
+            f"{weights_path} is an ONNX graph, which ONNX Runtime serves, not PyTorch: unset MODEL_RUNTIME=torch (and "
+            "name a spec-only architecture with MODEL_ARCHITECTURE, see model_arch/architecture.py)."
         )
     else:
         raise _unreadable(weights_path, f"detected as: {formats.DESCRIPTIONS[file_format]}")
@@ -177,17 +218,46 @@ def read_weights(weights_path: Path, device: torch.device, trusted_globals: tupl
         needs = unsafe_globals(weights_path, err)
         if not needs:  # not a pickle that asks for globals: garbage or a damaged file
             raise _unreadable(weights_path, err) from err
-        missing = [name for name in needs if name not in trusted_globals]
-        raise ModelFolderError(
-            f"{weights_path} is not plain weights: it needs {missing} to load, and loading those runs code "
-            "from the model folder, which this template refuses by default. Most likely it is a whole pickled "
-            "nn.Module (torch.save(model)). Fix it either way:\n"
-            "  1. " + RESAVE_HINT + "\n"
-            "  2. or, if you trust this file and these classes are importable in the scoring code, set\n"
-            f"     TRUSTED_PICKLE_GLOBALS={','.join(sorted(set(needs) | set(trusted_globals)))}"
-        ) from err
+        raise ModelFolderError(pickle_refusal(weights_path, needs, trusted_globals)) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise _unreadable(weights_path, err) from err
+
+
+def pickle_refusal(weights_path: Path, needs: list[str], trusted_globals: tuple[str, ...] = ()) -> str:
+    """Why a pickle that needs ``needs`` is refused, and the fixes that work for it."""
+    missing = [name for name in needs if name not in trusted_globals]
+    modules = [name for name in needs if _is_module_class(name)]
+    listed = ", ".join(missing)
+    what = (
+        f"a whole pickled nn.Module (torch.save(model)): it needs {listed} to load"
+        if modules
+        else f"not plain weights: it needs {listed} to load"
+    )
+    lines = [
+        f"{weights_path} is {what}, and unpickling those runs code from the model folder, which this template "
+        "refuses by default. Fix it one of these ways:",
+        "  1. " + CONVERT_HINT.format(path=weights_path),
+        "  2. or " + RESAVE_HINT,
+    ]
+    local = [name for name in needs if name.split(".")[0] in ("__main__", "__mp_main__")]
+    if local:
+        lines.append(
+            f"  TRUSTED_PICKLE_GLOBALS cannot help here: {_bounded(local)} lived in the training script itself "
+            "(__main__), which no deployment can import."
+        )
+    else:
+        setting = ",".join(sorted(set(needs) | set(trusted_globals)))
+        lines.append(
+            "  3. or, if you trust this file and every class it names is importable from the scoring code "
+            f"(model_arch/ is uploaded), set TRUSTED_PICKLE_GLOBALS={setting}"
+        )
+    return "\n".join(lines)
+
+
+def _is_module_class(dotted_name: str) -> bool:
+    """Whether a pickle global looks like a layer or model class (what a whole pickled module needs)."""
+    module = dotted_name.rpartition(".")[0]
+    return module.startswith("torch.nn.modules") or module.split(".")[0] in ("__main__", "__mp_main__")
 
 
 def resolve_global(dotted_name: str) -> Any:
@@ -202,7 +272,8 @@ def resolve_global(dotted_name: str) -> Any:
     except (ImportError, AttributeError, ValueError) as err:
         raise ModelFolderError(
             f"TRUSTED_PICKLE_GLOBALS names {dotted_name!r}, which cannot be imported ({err}). Name each class as "
-            "module.path.ClassName, and ship its module with the scoring code."
+            "module.path.ClassName, importable from the scoring code: a module in model_arch/ (uploaded with "
+            "score.py), not one at the repository's top level (.amlignore leaves those out), nor __main__."
         ) from err
 
 
@@ -210,8 +281,46 @@ def unsafe_globals(weights_path: Path, err: Exception | None = None) -> list[str
     """The globals a pickle needs beyond tensors, read without running it (empty if it cannot be inspected)."""
     try:
         return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(weights_path)))
-    except Exception:  # legacy format or damaged file: fall back to the name in torch's refusal, if any
+    except Exception:  # the pre-1.6 format, or a damaged file: read the pickles' opcodes instead
+        found = legacy_pickle_globals(weights_path) - SAFE_LEGACY_GLOBALS
+        if found:
+            return sorted(found)
         return sorted(re.findall(r"GLOBAL ([\w.]+)", str(err))) if err else []
+
+
+# What every pre-1.6 torch.save file names, plain weights included: not code a model folder brings.
+SAFE_LEGACY_GLOBALS = frozenset(
+    {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
+    | {f"torch.{kind}Storage" for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char")}
+    | {"torch.ByteStorage", "torch.BoolStorage"}
+)
+
+
+def legacy_pickle_globals(weights_path: Path, limit: int = 64 * 1024 * 1024) -> set[str]:
+    """Every ``module.name`` the pickles at the start of a pre-1.6 ``torch.save`` file refer to, read from their
+    opcodes (``pickletools``), never executed. Stops at the raw tensor bytes that follow the pickles."""
+    import io
+    import pickletools
+
+    found: set[str] = set()
+    try:
+        with open(weights_path, "rb") as f:
+            stream = io.BytesIO(f.read(limit))
+    except OSError:
+        return found
+    while stream.tell() < len(stream.getbuffer()):
+        strings: list[str] = []
+        try:
+            for opcode, argument, _ in pickletools.genops(stream):
+                if opcode.name in ("GLOBAL", "INST"):
+                    found.add(str(argument).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.add(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(argument, str):
+                    strings.append(argument)
+        except Exception:  # the raw storage bytes after the last pickle, or a damaged file
+            break
+    return found
 
 
 def _load_program(weights_path: Path, file_format: str, device: torch.device, trust: TrustPolicy) -> nn.Module:
@@ -242,12 +351,15 @@ def _read_safetensors(weights_path: Path, device: torch.device) -> dict[str, tor
 
 
 def _unreadable(weights_path: Path, err: Exception | str) -> ModelFolderError:
-    detail = err if isinstance(err, str) else f"{type(err).__name__}: {(str(err) or 'no detail').splitlines()[0]}"
+    if isinstance(err, str):
+        detail = err
+    else:
+        detail = f"{type(err).__name__}: {ANSI_ESCAPE.sub('', (str(err) or 'no detail').splitlines()[0])}"
     return ModelFolderError(
-        f"{weights_path} could not be loaded ({detail}). It may be truncated by an incomplete upload, or not be "
-        "a PyTorch model file: this template reads torch.save state_dicts and checkpoints, safetensors, and "
-        "(opted in) TorchScript and torch.export programs. Register the file again from the training job's "
-        "outputs, or re-save it as a state_dict."
+        f"{weights_path} could not be loaded ({detail}). This template reads torch.save state_dicts and "
+        "checkpoints, safetensors, ONNX files and (opted in) TorchScript and torch.export programs. If the file is one "
+        "of those, it is damaged or was cut short (compare its size with the one training wrote, and register it "
+        "again); if it is a whole pickled module or another kind of pickle, " + CONVERT_HINT.format(path=weights_path)
     )
 
 

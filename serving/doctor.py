@@ -24,6 +24,7 @@ from model_folder.manifest import MANIFEST_NAME, ModelFolderError, read_manifest
 from model_folder.onnx_export import TOLERANCE, largest_difference
 from model_folder.torch_engine import load_torch_engine
 from model_folder.weights import (
+    ANSI_ESCAPE,
     CHECKPOINT_KEYS,
     WRAPPER_PREFIXES,
     state_dict_mismatch,
@@ -46,7 +47,11 @@ def diagnose(model_dir: str, environ: Mapping[str, str] | None = None) -> tuple[
         candidates = [path for path in files if path.name == MANIFEST_NAME or is_weights_file(path)]
         for path in candidates:
             lines.append(f"  {path.relative_to(root)}")
-            lines += [f"      {fact}" for fact in describe_file(path)]
+            try:
+                facts = describe_file(path)
+            except Exception as err:  # the doctor reports, it never crashes: the verdict below still runs
+                facts = [f"could not be examined: {type(err).__name__}: {_first_line(err)}"]
+            lines += [f"      {fact}" for fact in facts]
         if not candidates:
             lines.append("  (none)")
     ok, verdict = _verdict(env)
@@ -81,9 +86,13 @@ def describe_file(path: Path) -> list[str]:
 def _describe_pickle(path: Path) -> list[str]:
     needs = unsafe_globals(path)
     if needs:
+        whole_module = any(name.rpartition(".")[0].startswith("torch.nn.modules") for name in needs)
         return [
             f"needs globals: {needs}",
-            "safe: no; refused unless TRUSTED_PICKLE_GLOBALS lists them (after you trust the file)",
+            "safe: no, unpickling it runs code"
+            + (" (a whole pickled nn.Module)" if whole_module else "")
+            + "; convert it once on your machine: python -m model_folder.convert FILE --architecture NAME "
+            "--output-dir DIR --trusted",
         ]
     locations: set[str] = set()
 
@@ -94,7 +103,7 @@ def _describe_pickle(path: Path) -> list[str]:
     try:
         loaded = torch.load(path, map_location=record, weights_only=True)
     except Exception as err:  # the verdict below explains it; here only what was seen
-        return [f"safe: tensors only, but it does not load: {type(err).__name__}: {str(err).splitlines()[0]}"]
+        return [f"does not load with the safe loader: {type(err).__name__}: {_first_line(err)}"]
     facts = ["safe: tensors and plain containers only (weights_only=True loads it)"]
     if locations:
         facts.append(f"saved on: {', '.join(sorted(locations))} (mapped to the serving device when loaded)")
@@ -109,7 +118,23 @@ def _fitting_architectures(loaded: object, path: Path) -> str:
         state_dict = unwrap_state_dict(loaded, path)
     except ModelFolderError:
         return "needs: a state_dict inside it; none found"
-    fits = [name for name, arch in ARCHITECTURES.items() if not state_dict_mismatch(arch.build(), state_dict)]
+    fits, broken = [], []
+    for name, arch in ARCHITECTURES.items():
+        if arch.spec_only:
+            continue
+        try:
+            model = arch.build(arch.default_config())
+        except Exception as err:  # a pasted class that needs arguments: say so, and go on with the others
+            broken.append(f"{name} ({_first_line(err)})")
+            continue
+        if not state_dict_mismatch(model, state_dict):
+            fits.append(name)
+    if broken:
+        return _fits_text(fits) + f"; cannot be built at their default config, so not compared: {broken}"
+    return _fits_text(fits)
+
+
+def _fits_text(fits: list[str]) -> str:
     if fits:
         return f"needs: the architecture class; it fits {fits} at the default config (MODEL_ARCHITECTURE={fits[0]})"
     return (
@@ -167,17 +192,27 @@ def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
         predictor = load_predictor(Settings.from_env(env))
     except (ModelFolderError, SettingsError, RuntimeError) as err:
         return False, f"NOT SERVABLE as configured:\n{err}"
+    except Exception as err:  # start-up would fail the same way: report it, never crash
+        return False, f"NOT SERVABLE as configured: start-up raised {type(err).__name__}: {err}"
     architecture = predictor.manifest.architecture
     engine = predictor.engine
     verdict = f"OK: the template serves {predictor.weights} ({architecture}) with {engine.name} on {engine.device}."
     if engine.name != "onnxruntime":
         return True, verdict
+    if predictor.manifest.onnx is None:  # the file itself is an ONNX graph, described by a spec-only architecture
+        return True, f"{verdict[:-1]}: the file is the graph, described by the architecture's specs alone."
     verdict = f"{verdict[:-1]}, from its ONNX export {predictor.manifest.onnx.file}."
     # Start-up checks the export's checksums only; here its answers are compared with the weights themselves.
     source = ModelSource(predictor.weights, predictor.manifest, has_manifest=True)
     settings = Settings.from_env({**env, "MODEL_RUNTIME": "torch"})
-    reference = load_torch_engine(settings.engine_options(threads=1), source)
-    difference = largest_difference(engine, reference, predictor.manifest.input)
+    try:
+        reference = load_torch_engine(settings.engine_options(threads=1), source)
+        difference = largest_difference(engine, reference, predictor.manifest.input)
+    except Exception as err:  # the weights fail where their export runs: say so, never crash
+        return False, (
+            f"NOT SERVABLE as configured:\n{predictor.weights.name} does not run with PyTorch to be compared with its "
+            f"ONNX export ({type(err).__name__}: {_first_line(err)}); check it with MODEL_RUNTIME=torch."
+        )
     if not difference <= TOLERANCE:
         return False, (
             f"NOT SERVABLE as configured:\n{predictor.manifest.onnx.file} answers differently from "
@@ -188,6 +223,10 @@ def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
     return True, f"{verdict}\nThe ONNX export answers like the weights: largest difference {difference:.1e}."
 
 
+def _first_line(err: Exception) -> str:
+    return ANSI_ESCAPE.sub("", str(err).splitlines()[0]) if str(err) else "no detail"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", nargs="?", default=os.environ.get("AZUREML_MODEL_DIR"))
@@ -195,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model_dir:
         parser.error("give the model folder, or set AZUREML_MODEL_DIR")
     ok, report = diagnose(args.model_dir)
-    print(report)
+    print(report if sys.stdout.isatty() else ANSI_ESCAPE.sub("", report))
     return 0 if ok else 1
 
 

@@ -2,7 +2,7 @@
 
 ``azmlinfsrv`` configures only its own ``azmlinfsrv`` logger (and gunicorn's); records from other loggers at
 INFO would be dropped. ``score.init()`` calls ``attach_to_server_logging()`` so start-up and request logs from
-``serving`` and ``model_arch`` appear beside the server's, in its format.
+``serving``, ``model_folder`` and ``model_arch`` appear beside the server's, in its format.
 
 Every ``POST /score`` gets the template's ``score {...}`` line (``serving.http``): request id, rows, status,
 bytes, and the time spent parsing, in the model and rendering. Left alone, the server would write three more
@@ -28,7 +28,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-TEMPLATE_LOGGERS = ("serving", "model_arch")
+TEMPLATE_LOGGERS = ("serving", "model_folder", "model_arch")
 SERVER_NOISE = "run() output is HTTP Response"
 
 

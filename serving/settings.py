@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from model_folder.engines import EngineOptions
 from model_folder.formats import CODE_FORMATS, TrustPolicy
-from model_folder.manifest import DEFAULT_ARCHITECTURE
 
 
 class SettingsError(ValueError):
@@ -28,7 +27,8 @@ class Settings:
         model_path: ``MODEL_PATH``, a file or folder to load, relative to ``model_dir`` or absolute;
             unset means "search ``model_dir``".
         architecture: ``MODEL_ARCHITECTURE``, the registered architecture that a weights file without a
-            manifest is loaded as.
+            manifest is loaded as; unset: the demo's for a state_dict, and a file that carries its own code or
+            graph must name a spec-only one (``model_folder.weights.manifest_for_bare_weights``).
         device: ``SERVING_DEVICE``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         worker_count: ``WORKER_COUNT``, the inference server's worker processes on this instance.
         threads: ``TORCH_NUM_THREADS``; unset means "this instance's cores / ``WORKER_COUNT``, at least 1".
@@ -52,7 +52,7 @@ class Settings:
 
     model_dir: str | None
     model_path: str | None = None
-    architecture: str = DEFAULT_ARCHITECTURE
+    architecture: str | None = None
     device: str = "auto"
     worker_count: int = 1
     threads: int | None = None
@@ -81,7 +81,7 @@ class Settings:
         return cls(
             model_dir=env.get("AZUREML_MODEL_DIR") or None,
             model_path=env.get("MODEL_PATH") or None,
-            architecture=env.get("MODEL_ARCHITECTURE") or DEFAULT_ARCHITECTURE,
+            architecture=env.get("MODEL_ARCHITECTURE") or None,
             device=_choice(env, "SERVING_DEVICE", ("auto", "cpu", "cuda")),
             worker_count=_positive_int(env, "WORKER_COUNT", 1),
             threads=_positive_int(env, "TORCH_NUM_THREADS", None),

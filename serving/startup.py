@@ -58,7 +58,9 @@ def load_predictor(settings: Settings) -> Predictor:
         formats.DESCRIPTIONS[formats.detect_format(source.weights)],
         "with manifest" if source.has_manifest else "no manifest: default config",
         source.manifest.architecture,
-        f"{engine.name} ({source.manifest.onnx.file})" if choice.is_onnx else engine.name,
+        f"{engine.name} ({(source.manifest.onnx.file if source.manifest.onnx else source.weights.name)})"
+        if choice.is_onnx
+        else engine.name,
         choice.reason,
         engine.device,
         thread_count,
@@ -103,11 +105,22 @@ def warm_up(predictor: Predictor) -> float:
     """
     try:
         return predictor.warm_up()
+    except ModelFolderError as err:  # already says what and how (an output that is not one tensor of scores)
+        raise ModelFolderError(f"{predictor.weights} loaded, but on a warm-up batch {err}") from err
     except Exception as err:  # any failure here is the model's, and must stop the deployment
         shape = ", ".join(map(str, predictor.manifest.input.shape))
+        file_format = formats.detect_format(predictor.weights)
+        if file_format == formats.TORCH_EXPORT:
+            fix = (
+                "A torch.export program takes only the batch sizes it was exported for: export it with a dynamic "
+                "batch dimension, dynamic_shapes={'x': {0: torch.export.Dim('batch')}}."
+            )
+        else:
+            fix = (
+                "Check that the input spec's shape is the one the model was trained on (the manifest's, or "
+                "MODEL_ARCHITECTURE's), and that the model takes any number of rows."
+            )
         raise ModelFolderError(
             f"{predictor.weights} loaded, but the model fails on a warm-up batch of zeros shaped (rows, {shape}): "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. It must accept that input "
-            "for any number of rows: check the input spec, and export a torch.export program with a dynamic "
-            "batch dimension, dynamic_shapes={'x': {0: torch.export.Dim('batch')}}."
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. {fix}"
         ) from err

@@ -17,6 +17,7 @@ from harness.client import post_json, request
 from harness.layout import lay_out_like_azure
 from harness.server import InferenceServer
 from model_arch.digits_cnn import INPUT_SPEC
+from model_folder import onnx_export
 from model_folder.engines import choose_runtime
 from model_folder.manifest import (
     MANIFEST_NAME,
@@ -220,8 +221,8 @@ def test_a_failed_export_leaves_training_successful_and_says_why(
     def refuse(folder):
         raise ModelFolderError("the export differs from the PyTorch model by 3.00e-01")
 
-    monkeypatch.setattr(train, "export_onnx", refuse)
+    monkeypatch.setattr(onnx_export, "export_onnx", refuse)
 
-    train.add_onnx_export(tmp_path)
+    onnx_export.add_onnx_export(tmp_path)
 
     assert "no ONNX export, the folder serves with PyTorch: the export differs" in caplog.text

@@ -18,7 +18,7 @@ from serving.startup import load_predictor
 
 def predictor(model: torch.nn.Module, folder: Path, **kwargs) -> Predictor:
     manifest = read_manifest(folder)
-    engine = TorchEngine(model, torch.device("cpu"), classification=True, channels_last=False)
+    engine = TorchEngine(model, torch.device("cpu"), manifest.output, channels_last=False)
     return Predictor(engine, manifest, folder / manifest.weights_file, 1, **kwargs)
 
 

@@ -29,22 +29,34 @@ def repo_copy(tmp_path: Path) -> Path:
     return root
 
 
-def test_a_scaffolded_model_is_registered_served_and_lint_clean(repo_copy: Path) -> None:
+def run_tests(repo: Path, *names: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(f"tests/test_{n}.py" for n in names)]
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+
+
+def test_a_scaffolded_model_is_served_and_its_test_follows_edits_to_the_specs(repo_copy: Path) -> None:
     written = scaffold.scaffold("tiny_net", repo_copy)
+    scaffold.scaffold("tiny_file", repo_copy, spec_only=True)
+    module = repo_copy / "model_arch" / "tiny_net.py"
+    # The user turns the regression into a classifier: one line in the specs, nothing in the generated test.
+    text = module.read_text()
+    regression = 'OUTPUT_SPEC = OutputSpec(kind="regression", names=("target",))'
+    assert regression in text
+    module.write_text(text.replace(regression, 'OUTPUT_SPEC = OutputSpec(kind="classification", labels=("no", "yes"))'))
 
     assert [p.name for p in written] == ["tiny_net.py", "test_tiny_net.py", "registry.py"]
     registry = (repo_copy / "model_arch" / "registry.py").read_text()
-    assert "from model_arch import digits_cnn, linnerud_mlp, tiny_net" in registry
-    assert "MODULES = (digits_cnn, linnerud_mlp, tiny_net)" in registry
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_tiny_net.py"],
-        cwd=repo_copy, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    assert "tiny_file, tiny_net" in registry and "tiny_net, tiny_file)" in registry
+    tests = run_tests(repo_copy, "tiny_net", "tiny_file")
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
-    assert "2 passed" in tests.stdout
+    assert "3 passed" in tests.stdout
     ruff = Path(sys.executable).with_name("ruff")
     lint = subprocess.run([str(ruff), "check", "model_arch", "tests"], cwd=repo_copy, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
+    formatted = subprocess.run(
+        [str(ruff), "format", "--check", "model_arch", "tests"], cwd=repo_copy, capture_output=True, text=True
+    )
+    assert formatted.returncode == 0, formatted.stdout
 
 
 def test_scaffold_refuses_bad_names_and_existing_files(repo_copy: Path) -> None:

@@ -1,5 +1,6 @@
-"""The demo data, shipped inside scikit-learn's wheel (nothing is downloaded): the 8×8 digits (1,797 images) and
-the Linnerud exercise data (20 rows, 3 named features, 3 targets).
+"""The demo data, shipped inside scikit-learn's wheel (nothing is downloaded): the 8×8 digits (1,797 images), the
+wine measurements (178 rows, 13 named features, 3 classes) and the Linnerud exercise data (20 rows, 3 named
+features, 3 targets).
 
 Training and the end-to-end test both call ``digits_split`` with the same seed, so the test scores exactly the
 images training held out.
@@ -31,6 +32,17 @@ def digits_split(test_fraction: float = 0.2, seed: int = 0) -> Split:
     digits = load_digits()
     x = digits.data.astype(np.float32)
     y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    return Split(x_train, y_train, x_test, y_test)
+
+
+def wine_split(test_fraction: float = 0.25, seed: int = 0) -> Split:
+    """A stratified train/test split of scikit-learn's wine data (178 rows, 13 raw measurements, 3 classes)."""
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+
+    data = load_wine()
+    x, y = data.data.astype(np.float32), data.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     return Split(x_train, y_train, x_test, y_test)
 

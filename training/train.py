@@ -1,6 +1,8 @@
 """Train an example model and write a model folder: ``python -m training.train --output-dir DIR``.
 
-``--architecture digits_cnn`` (the default, the demo CNN) or ``linnerud_mlp`` (the tabular regression example).
+``--architecture digits_cnn`` (the default, the demo CNN), ``linnerud_mlp`` (tabular regression),
+``tutorial_cnn`` (a tutorial-style CNN: ``x.view``, a tuple output, per-channel normalisation fitted here) or
+``wine_mlp`` (a tabular classifier standardised per feature, with statistics fitted here).
 In an Azure ML command job the default ``--output-dir outputs`` is what the job uploads and what gets
 registered as the model; locally ``make model`` writes ``build/model/``. Takes a few seconds on two cores.
 The folder also gets an ONNX export of the weights for the faster ONNX Runtime serving path
@@ -10,7 +12,7 @@ The folder also gets an ONNX export of the weights for the faster ONNX Runtime s
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import dataclasses
 import logging
 import time
 from dataclasses import asdict
@@ -24,10 +26,10 @@ from model_arch.digits_cnn import DigitsCNN, DigitsCNNConfig
 from model_arch.linnerud_mlp import TARGETS as LINNERUD_TARGETS
 from model_arch.linnerud_mlp import LinnerudMLP, LinnerudMLPConfig
 from model_arch.registry import get_architecture
-from model_folder.manifest import Manifest, ModelFolderError
-from model_folder.onnx_export import EXPORTER_PACKAGES, export_onnx
+from model_folder.manifest import Manifest
+from model_folder.onnx_export import add_onnx_export
 from model_folder.weights import write_model_folder
-from training.data import digits_split, linnerud_split
+from training.data import digits_split, linnerud_split, wine_split
 
 logger = logging.getLogger("training.train")
 ARCHITECTURE = "digits_cnn"
@@ -126,37 +128,90 @@ def train(
     return manifest
 
 
+def train_tutorial_cnn(output_dir: str | Path, *, epochs: int = 30, seed: int = 0) -> Manifest:
+    """The tutorial-style CNN on the digits, normalised per channel with the training images' mean and standard
+    deviation, which the manifest records (``INPUT_SPEC`` with them is what training and serving both apply)."""
+    from model_arch.tutorial_cnn import INPUT_SPEC, Net
+
+    split = digits_split(seed=seed)
+    spec = dataclasses.replace(INPUT_SPEC, subtract=[float(split.x_train.mean())], divide=[float(split.x_train.std())])
+    model = _fit_classifier(Net(), spec.preprocess(split.x_train), split.y_train, epochs=epochs, seed=seed)
+    accuracy = _accuracy(model, spec.preprocess(split.x_test), split.y_test)
+    metrics = {"test_accuracy": round(accuracy, 4), "train_rows": len(split.x_train), "epochs": epochs, "seed": seed}
+    manifest = write_model_folder(
+        model, output_dir, architecture="tutorial_cnn", config={}, metrics=metrics, input_spec=spec
+    )
+    logger.info("wrote %s: test accuracy %.4f", output_dir, accuracy)
+    return manifest
+
+
+def train_wine(output_dir: str | Path, *, epochs: int = 200, seed: int = 0) -> Manifest:
+    """The wine classifier, standardised per feature with the training rows' means and standard deviations, which
+    the manifest records as the input spec's ``subtract`` and ``divide``."""
+    from model_arch.wine_mlp import INPUT_SPEC, WineMLP
+
+    split = wine_split(seed=seed)
+    spec = dataclasses.replace(
+        INPUT_SPEC, subtract=split.x_train.mean(0).tolist(), divide=split.x_train.std(0).clip(1e-6).tolist()
+    )
+    config = {"hidden": 32}
+    model = _fit_classifier(WineMLP(**config), spec.preprocess(split.x_train), split.y_train, epochs=epochs, seed=seed)
+    accuracy = _accuracy(model, spec.preprocess(split.x_test), split.y_test)
+    metrics = {"test_accuracy": round(accuracy, 4), "train_rows": len(split.x_train), "epochs": epochs, "seed": seed}
+    manifest = write_model_folder(
+        model, output_dir, architecture="wine_mlp", config=config, metrics=metrics, input_spec=spec
+    )
+    logger.info("wrote %s: test accuracy %.4f", output_dir, accuracy)
+    return manifest
+
+
+def _fit_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int) -> nn.Module:
+    """Adam on cross-entropy, mini-batches of 64; the logits are the first output when forward returns a tuple."""
+    torch.manual_seed(seed)
+    x_train, y_train = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x_train), generator=generator)
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            optimizer.zero_grad()
+            output = model(x_train[idx])
+            logits = output[0] if isinstance(output, tuple) else output
+            nn.functional.cross_entropy(logits, y_train[idx]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def _accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    with torch.inference_mode():
+        output = model(torch.from_numpy(x))
+    logits = output[0] if isinstance(output, tuple) else output
+    return float((logits.argmax(dim=1).numpy() == y).mean())
+
+
+TRAINERS = {
+    "digits_cnn": train,
+    "linnerud_mlp": train_linnerud,
+    "tutorial_cnn": train_tutorial_cnn,
+    "wine_mlp": train_wine,
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="outputs", help="where to write the model folder (default: outputs)")
-    parser.add_argument("--architecture", choices=["digits_cnn", "linnerud_mlp"], default="digits_cnn")
-    parser.add_argument("--epochs", type=int, help="default: 30 for digits_cnn, 50 for linnerud_mlp")
+    parser.add_argument("--architecture", choices=sorted(TRAINERS), default="digits_cnn")
+    parser.add_argument("--epochs", type=int, help="default: each trainer's own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export (serving then uses PyTorch)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    trainer = train if args.architecture == "digits_cnn" else train_linnerud
     options = {"seed": args.seed} if args.epochs is None else {"seed": args.seed, "epochs": args.epochs}
-    trainer(args.output_dir, **options)
+    TRAINERS[args.architecture](args.output_dir, **options)
     if not args.no_onnx:
         add_onnx_export(args.output_dir)
-
-
-def add_onnx_export(folder: str | Path) -> None:
-    """Export for ONNX Runtime. Without the exporter's packages, or when the export fails its check, say so and
-    leave the folder as it is: the weights serve with PyTorch, and the job that trained them succeeds."""
-    missing = [name for name in EXPORTER_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        logger.warning(
-            "no ONNX export (%s not installed): the folder serves with PyTorch. Install the train extra "
-            "(pip install -e '.[train]') or environment/conda-train.yaml for the faster ONNX Runtime path.",
-            ", ".join(missing),
-        )
-        return
-    try:
-        export_onnx(folder)
-    except ModelFolderError as err:
-        logger.warning("no ONNX export, the folder serves with PyTorch: %s", err)
 
 
 if __name__ == "__main__":
