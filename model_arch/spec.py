@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+MAX_ROW_VALUES = 50_000_000  # one row of a spec: a 3×4096×4096 image is about this
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -39,7 +41,23 @@ class InputSpec:
     names: tuple[str, ...] = ()  # tabular input: one name per value; rows may then be objects keyed by name
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        _require(isinstance(self.name, str) and self.name, f"InputSpec.name must be non-empty text, got {self.name!r}")
+        _require(isinstance(self.description, str), f"InputSpec.description must be text, got {self.description!r}")
+        _require(
+            isinstance(self.shape, (list, tuple)) and all(_is_int(d) for d in self.shape),
+            f"InputSpec.shape must be a list of whole numbers, got {self.shape!r}",
+        )
+        _require(
+            isinstance(self.names, (list, tuple)) and all(isinstance(n, str) for n in self.names),
+            f"InputSpec.names must be a list of strings, got {self.names!r}",
+        )
+        _require(len(set(self.names)) == len(self.names), f"InputSpec.names has repeats: {list(self.names)}")
+        for bound in ("minimum", "maximum"):
+            value = getattr(self, bound)
+            _require(value is None or _is_number(value), f"InputSpec.{bound} must be a number or null, got {value!r}")
+        if self.minimum is not None and self.maximum is not None:
+            _require(self.minimum <= self.maximum, f"InputSpec.minimum {self.minimum} is above maximum {self.maximum}")
+        object.__setattr__(self, "shape", tuple(self.shape))
         object.__setattr__(self, "names", tuple(self.names))
         for field_name in ("subtract", "divide"):
             object.__setattr__(self, field_name, self._scalar_or_per_axis(field_name, getattr(self, field_name)))
@@ -47,6 +65,8 @@ class InputSpec:
             raise ValueError(f"InputSpec.names must name each of the {self.shape} values of a flat row")
         if not self.shape or any(d < 1 for d in self.shape):
             raise ValueError(f"InputSpec.shape must be positive dimensions, got {self.shape}")
+        if math.prod(self.shape) > MAX_ROW_VALUES:
+            raise ValueError(f"InputSpec.shape {self.shape} holds more than {MAX_ROW_VALUES:,} values per row")
         if self.dtype != "float32":
             raise ValueError(f"InputSpec.dtype {self.dtype!r} is not supported; expected 'float32'")
         divisors = self.divide if isinstance(self.divide, tuple) else (self.divide,)
@@ -56,6 +76,8 @@ class InputSpec:
     def _scalar_or_per_axis(self, field_name: str, value: Any) -> float | tuple[float, ...]:
         """A number, or a list of numbers as long as the row's first axis (features, or channels)."""
         if isinstance(value, (list, tuple)):
+            if not all(_is_number(v) for v in value):
+                raise ValueError(f"InputSpec.{field_name} must be a number or a list of numbers, got {value!r}")
             if len(value) == 1:
                 return float(value[0])
             if len(value) != self.shape[0]:
@@ -64,7 +86,7 @@ class InputSpec:
                     f"row's first axis ({self.shape[0]}: a feature of a flat row, a channel of an image)"
                 )
             return tuple(float(v) for v in value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not _is_number(value):
             raise ValueError(f"InputSpec.{field_name} must be a number or a list of numbers, got {value!r}")
         return float(value)
 
@@ -152,6 +174,16 @@ class OutputSpec:
     select: int | str | None = None
 
     def __post_init__(self) -> None:
+        _require(
+            isinstance(self.labels, (list, tuple)) and all(isinstance(x, str) or _is_int(x) for x in self.labels),
+            f"OutputSpec.labels must be a list of strings or whole numbers, got {self.labels!r}",
+        )
+        _require(
+            isinstance(self.names, (list, tuple)) and all(isinstance(x, str) for x in self.names),
+            f"OutputSpec.names must be a list of strings, got {self.names!r}",
+        )
+        _require(len(set(self.labels)) == len(self.labels), f"OutputSpec.labels has repeats: {list(self.labels)}")
+        _require(len(set(self.names)) == len(self.names), f"OutputSpec.names has repeats: {list(self.names)}")
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "names", tuple(self.names))
         if self.kind not in ("classification", "regression"):
@@ -186,6 +218,20 @@ class OutputSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputSpec:
         return cls(**data)
+
+
+def _require(condition: object, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A finite JSON number (booleans are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _number(value: float) -> str:

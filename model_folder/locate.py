@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_folder.formats import UNKNOWN, detect_format
-from model_folder.manifest import MANIFEST_NAME, Manifest, ModelFolderError, read_manifest
+from model_folder.manifest import MANIFEST_NAME, Manifest, ModelFolderError, file_in_folder, read_manifest
 
 MAX_DEPTH = 4  # folder levels searched below AZUREML_MODEL_DIR
 MAX_FILES = 2000  # files examined before the search gives up
@@ -160,12 +160,10 @@ def _bare_weights(weights: Path, architecture: str | None) -> ModelSource:
 
 def _from_manifest(folder: Path) -> ModelSource:
     manifest = read_manifest(folder)
-    weights = folder / manifest.weights_file
-    if not weights.is_file():
-        raise ModelFolderError(
-            f"{folder / MANIFEST_NAME} names the weights file {manifest.weights_file!r}, which is not in "
-            f"{folder}. The folder holds:\n{listing(folder)}\nRegister the whole folder that training wrote."
-        )
+    try:
+        weights = file_in_folder(folder, manifest.weights_file, "weights file")
+    except ModelFolderError as err:
+        raise ModelFolderError(f"{err}\nThe folder holds:\n{listing(folder)}") from None
     return ModelSource(weights, manifest, has_manifest=True)
 
 

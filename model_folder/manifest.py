@@ -43,8 +43,13 @@ class OnnxExport:
     weights_sha256: str | None = None  # the weights it was exported from
 
     def __post_init__(self) -> None:
-        if Path(self.file).name != self.file or self.file in ("", ".", ".."):
+        if not isinstance(self.file, str) or Path(self.file).name != self.file or self.file in ("", ".", ".."):
             raise ValueError(f"onnx.file must be a file name in the model folder, got {self.file!r}")
+        _check_sha256_text("onnx.sha256", self.sha256, optional=False)
+        _check_sha256_text("onnx.weights_sha256", self.weights_sha256, optional=True)
+        difference = self.max_abs_diff
+        if isinstance(difference, bool) or not isinstance(difference, (int, float)) or not 0 <= difference < 1e30:
+            raise ValueError(f"onnx.max_abs_diff must be a number of at least 0, got {difference!r}")
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,32 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """The manifest in ``data`` (parsed JSON), every field checked for its type and range.
+
+        Raises:
+            ValueError: the first field that is missing, unknown, of the wrong type or out of range, by name.
+            KeyError: a required field is missing.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"the manifest must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - MANIFEST_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown}; a manifest has {sorted(MANIFEST_FIELDS)}")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"format_version is {version!r}; this code reads version {FORMAT_VERSION}")
+        for name, kind in (("architecture", str), ("input", dict), ("output", dict), ("weights", dict)):
+            if not isinstance(data[name], kind):
+                raise ValueError(f"{name} must be a JSON {'string' if kind is str else 'object'}, got {data[name]!r}")
+        for name, kind in (("config", dict), ("metrics", dict), ("onnx", dict)):
+            if data.get(name) is not None and not isinstance(data[name], kind):
+                raise ValueError(f"{name} must be a JSON object or null, got {data[name]!r}")
+        for name in ("torch_version", "created_utc"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise ValueError(f"{name} must be a string or null, got {data[name]!r}")
         weights = data["weights"]
+        check_relative_path("weights.file", weights["file"])
+        _check_sha256_text("weights.sha256", weights.get("sha256"), optional=True)
         return cls(
             architecture=data["architecture"],
             config=dict(data.get("config") or {}),
@@ -97,6 +124,53 @@ class Manifest:
         )
 
 
+MAX_MANIFEST_BYTES = 1024 * 1024
+MANIFEST_FIELDS = frozenset(
+    {"format_version", "architecture", "config", "input", "output", "weights"}
+    | {"torch_version", "metrics", "created_utc", "onnx"}
+)
+
+
+def check_relative_path(field_name: str, value: Any) -> None:
+    """A path inside the model folder, as the manifest may name one: relative, without ``..``.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ValueError(f"{field_name} must be a file name in the model folder, got {value!r}")
+    path = Path(value)
+    if path.is_absolute() or ".." in path.parts or value.startswith("~"):
+        raise ValueError(f"{field_name} must name a file inside the model folder, got {value!r}")
+
+
+def file_in_folder(folder: Path, name: str, what: str) -> Path:
+    """``folder/name``, checked to be a plain file that stays inside ``folder`` once symlinks are followed.
+
+    Raises:
+        ModelFolderError: it is missing, not a plain file, or leads outside the folder.
+    """
+    path = folder / name
+    if not path.is_file():
+        raise ModelFolderError(
+            f"{folder / MANIFEST_NAME} names the {what} {name!r}, which is not a file in {folder}. Register the whole "
+            "folder that training wrote."
+        )
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ModelFolderError(
+            f"{folder / MANIFEST_NAME} names the {what} {name!r}, which leads outside the model folder (to "
+            f"{path.resolve()}). A model folder serves only its own files: copy the file into it, not a link."
+        )
+    return path
+
+
+def _check_sha256_text(field_name: str, value: Any, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"{field_name} must be a sha256 in 64 lowercase hex digits, got {value!r}")
+
+
 def read_manifest(folder: str | Path) -> Manifest:
     """The manifest in ``folder``.
 
@@ -105,12 +179,17 @@ def read_manifest(folder: str | Path) -> Manifest:
     """
     path = Path(folder) / MANIFEST_NAME
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueError(
+                f"it is {path.stat().st_size:,} bytes; a manifest is a few KB (at most {MAX_MANIFEST_BYTES:,})"
+            )
         return Manifest.from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise ModelFolderError(f"{path} does not exist") from None
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        detail = f"it lacks the field {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
         raise ModelFolderError(
-            f"{path} is not a valid model manifest ({type(err).__name__}: {err}). "
+            f"{path} is not a valid model manifest ({detail}). "
             "Write it with model_folder.weights.write_model_folder, or delete it to serve the weights "
             "as the default architecture."
         ) from err

@@ -42,6 +42,7 @@ from model_folder.manifest import (
     ModelFolderError,
     OnnxExport,
     check_sha256,
+    file_in_folder,
     read_manifest,
     sha256_of,
     write_manifest,
@@ -141,12 +142,12 @@ def verified_export(weights: Path, manifest: Manifest) -> Path:
     export = manifest.onnx
     if export is None:
         raise ModelFolderError(f"the manifest next to {weights} records no ONNX export")
-    path = weights.parent / export.file
-    if not path.is_file():
-        raise ModelFolderError(
-            f"the manifest next to {weights} names the ONNX export {export.file!r}, which is not in "
-            f"{weights.parent}. Register the whole folder that training wrote, or set MODEL_RUNTIME=torch."
-        )
+    try:
+        path = file_in_folder(weights.parent, export.file, "ONNX export")
+    except ModelFolderError as err:
+        raise ModelFolderError(f"{err} Or set MODEL_RUNTIME=torch.") from None
+    if manifest.weights_sha256 is not None:  # the weights too: a folder whose weights were swapped must not start
+        check_sha256(weights, manifest.weights_sha256)
     check_sha256(path, export.sha256)
     if export.weights_sha256 != manifest.weights_sha256:
         raise ModelFolderError(

@@ -15,7 +15,7 @@ import numpy as np
 
 from model_arch.spec import OutputSpec
 from model_folder.engines import Engine
-from model_folder.manifest import Manifest
+from model_folder.manifest import Manifest, ModelFolderError
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,25 @@ class Predictor:
     def warm_up(self) -> float:
         """Inference on batches of zeros at every power of two up to ``chunk_rows`` (and 2, always), so no
         client pays for a first-time shape, and a model that only takes one batch size (a static export)
-        fails here instead of on a request. Returns the seconds it took."""
+        fails here instead of on a request. Returns the seconds it took.
+
+        Raises:
+            ModelFolderError: the model answers another shape than its output spec describes (a label list that
+                does not match its classes would fail every request that predicts a missing label).
+        """
         started = time.perf_counter()
+        output = self.manifest.output
         for rows in warm_up_sizes(self.chunk_rows):
-            self.predict(np.zeros((rows, *self.manifest.input.shape), dtype=np.float32))
+            values = self.predict(np.zeros((rows, *self.manifest.input.shape), dtype=np.float32)).values
+            if values.shape != (rows, output.width):
+                described = (
+                    f"{len(output.labels)} labels" if output.kind == "classification" else f"{output.width} names"
+                )
+                raise ModelFolderError(
+                    f"the model answers shape {list(values.shape)} for {rows} row(s), but its output spec has "
+                    f"{described} ({list(output.labels or output.names)[:10]}): make the spec match the model's "
+                    "outputs (the manifest's output, or the architecture's OUTPUT_SPEC)"
+                )
         return time.perf_counter() - started
 
     def metadata(self) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def test_an_altered_export_fails_start_up(model_folder: Path, tmp_path: Path) ->
 def test_a_missing_export_fails_start_up_naming_it(model_folder: Path, tmp_path: Path) -> None:
     (model_folder / ONNX_NAME).unlink()
 
-    with pytest.raises(ModelFolderError, match=r"names the ONNX export 'model\.onnx', which is not in") as err:
+    with pytest.raises(ModelFolderError, match=r"names the ONNX export 'model\.onnx', which is not a file in") as err:
         predictor_for(lay_out_like_azure(model_folder, tmp_path / "azureml-models"))
 
     assert "MODEL_RUNTIME=torch" in str(err.value)

@@ -160,7 +160,7 @@ def test_a_missing_model_dir_is_named(model_dir: str | None, fragment: str) -> N
 def test_a_manifest_naming_a_missing_weights_file_is_reported(azure_model_dir: Path) -> None:
     (azure_model_dir / "model" / WEIGHTS_NAME).unlink()
 
-    with pytest.raises(ModelFolderError, match=r"names the weights file 'model.pt', which is not in"):
+    with pytest.raises(ModelFolderError, match=r"names the weights file 'model.pt', which is not a file in"):
         locate_model(str(azure_model_dir), None, ARCH)
 
 
