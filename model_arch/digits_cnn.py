@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from model_arch.architecture import Architecture
+from model_arch.images import ImageSpec
 from model_arch.spec import InputSpec, OutputSpec
 
 # What a client sends for one image, and how it becomes the network's input.
@@ -22,6 +23,9 @@ INPUT_SPEC = InputSpec(
     maximum=16.0,
     divide=16.0,
     description="One 8×8 grayscale digit image, pixel intensities 0-16 as in sklearn.datasets.load_digits.",
+    # Or a picture of a digit (PNG, JPEG, WEBP), light on dark as the data is: averaged down to 8×8 in 4×4-style
+    # boxes (how the data set's images were made from 32×32 bitmaps), its 0-255 values brought to the data's 0-16.
+    image=ImageSpec(mode="L", resize=(8, 8), interpolation="box", scale=16 / 255),
 )
 OUTPUT_SPEC = OutputSpec(kind="classification", labels=tuple(range(10)))
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from model_arch.images import ImageSpec, decode_image
+
 MAX_ROW_VALUES = 50_000_000  # one row of a spec: a 3×4096×4096 image is about this
 
 
@@ -39,6 +41,7 @@ class InputSpec:
     divide: float | tuple[float, ...] = 1.0
     description: str = ""
     names: tuple[str, ...] = ()  # tabular input: one name per value; rows may then be objects keyed by name
+    image: ImageSpec | None = None  # image input: how an encoded picture becomes a row (model_arch.images)
 
     def __post_init__(self) -> None:
         _require(isinstance(self.name, str) and self.name, f"InputSpec.name must be non-empty text, got {self.name!r}")
@@ -69,6 +72,15 @@ class InputSpec:
             raise ValueError(f"InputSpec.shape {self.shape} holds more than {MAX_ROW_VALUES:,} values per row")
         if self.dtype != "float32":
             raise ValueError(f"InputSpec.dtype {self.dtype!r} is not supported; expected 'float32'")
+        if isinstance(self.image, dict):
+            object.__setattr__(self, "image", ImageSpec.from_dict(self.image))
+        if self.image is not None:
+            _require(isinstance(self.image, ImageSpec), f"InputSpec.image must be an ImageSpec, got {self.image!r}")
+            _require(
+                len(self.shape) == 3 and self.shape[0] == self.image.channels,
+                f"InputSpec.shape must be (channels, height, width) with {self.image.channels} channel(s) for "
+                f"{self.image.mode} images, got {self.shape}",
+            )
         divisors = self.divide if isinstance(self.divide, tuple) else (self.divide,)
         if any(d == 0 or not math.isfinite(d) for d in divisors):
             raise ValueError(f"InputSpec.divide must be finite non-zero numbers, got {self.divide}")
@@ -142,10 +154,27 @@ class InputSpec:
             x = np.divide(x, divide, dtype=np.float32)
         return np.asarray(x, dtype=np.float32)
 
+    def decode_images(self, blobs: list[bytes]) -> np.ndarray:
+        """Encoded images -> the model input ``(len(blobs), *shape)`` float32: each decoded by the image spec, then
+        normalised by ``subtract``/``divide`` like any row. Training and serving both call this.
+
+        Raises:
+            ImageError: an image this spec cannot take (its status and code say which).
+            ValueError: the spec takes no images.
+        """
+        if self.image is None:
+            raise ValueError(f"InputSpec {self.name!r} takes rows of numbers, not images")
+        rows = np.stack([decode_image(blob, self.image, self.shape) for blob in blobs])
+        return self.preprocess(rows)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["shape"] = list(self.shape)
         data["names"] = list(self.names)
+        if self.image is None:
+            del data["image"]  # a manifest without images reads as it always did
+        else:
+            data["image"] = self.image.to_dict()
         for field_name in ("subtract", "divide"):
             if isinstance(data[field_name], tuple):
                 data[field_name] = list(data[field_name])
@@ -161,6 +190,8 @@ class OutputSpec:
     """What the model's output means.
 
     ``classification``: logits over ``labels``, answered as the predicted label and the softmax probabilities.
+    ``multilabel``: one logit per label, each through a sigmoid; every label whose probability reaches
+    ``threshold`` is predicted (none, one or several per row).
     ``regression``: one value per name in ``names``, answered as an object per row.
 
     ``select`` names the output that holds them when ``forward`` returns several: an index into a tuple or list
@@ -172,6 +203,7 @@ class OutputSpec:
     labels: tuple[Any, ...] = field(default_factory=tuple)
     names: tuple[str, ...] = field(default_factory=tuple)
     select: int | str | None = None
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         _require(
@@ -186,11 +218,13 @@ class OutputSpec:
         _require(len(set(self.names)) == len(self.names), f"OutputSpec.names has repeats: {list(self.names)}")
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "names", tuple(self.names))
-        if self.kind not in ("classification", "regression"):
-            raise ValueError(
-                f"OutputSpec.kind {self.kind!r} is not supported; expected 'classification' or 'regression'"
-            )
-        if self.kind == "classification" and not self.labels:
+        if self.kind not in KINDS:
+            raise ValueError(f"OutputSpec.kind {self.kind!r} is not supported; expected one of {list(KINDS)}")
+        _require(
+            _is_number(self.threshold) and 0 < self.threshold < 1,
+            f"OutputSpec.threshold must be a number between 0 and 1, got {self.threshold!r}",
+        )
+        if self.kind in ("classification", "multilabel") and not self.labels:
             raise ValueError("OutputSpec.labels must name at least one class")
         if self.kind == "regression" and not self.names:
             raise ValueError("OutputSpec.names must name at least one regression output")
@@ -203,7 +237,12 @@ class OutputSpec:
     @property
     def width(self) -> int:
         """Values per row the model outputs."""
-        return len(self.labels) if self.kind == "classification" else len(self.names)
+        return len(self.names) if self.kind == "regression" else len(self.labels)
+
+    @property
+    def labelled(self) -> bool:
+        """True for the kinds whose values are probabilities over ``labels``."""
+        return self.kind != "regression"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
@@ -213,11 +252,16 @@ class OutputSpec:
             data["names"] = list(self.names)
         if self.select is not None:
             data["select"] = self.select
+        if self.kind == "multilabel":
+            data["threshold"] = self.threshold
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputSpec:
         return cls(**data)
+
+
+KINDS = ("classification", "multilabel", "regression")
 
 
 def _require(condition: object, message: str) -> None:

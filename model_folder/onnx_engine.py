@@ -51,6 +51,8 @@ class OnnxEngine:
         if self._head is None:
             return outputs[0]
         y = np.asarray(outputs[self._output], dtype=np.float32)
+        if self._head.kind == "multilabel":
+            return 1 / (1 + np.exp(-y))
         if self._head.kind != "classification":
             return y
         exp = np.exp(y - y.max(axis=1, keepdims=True))

@@ -28,14 +28,16 @@ LAYOUT_TOLERANCE = 1e-4  # channels-last must answer like the default layout, wi
 
 def output_head(output: Any, spec: OutputSpec) -> torch.Tensor:
     """What serving answers from a model's output: the tensor ``spec.select`` names (for a ``forward`` that returns
-    a tuple or a dict), as float32, through a softmax over the labels for classification.
+    a tuple or a dict), as float32, through a softmax over the labels for classification, a sigmoid per label for
+    multilabel.
 
     Raises:
         ModelFolderError: the output is not one tensor and ``select`` does not name one in it.
     """
-    y = select_output(output, spec.select)
-    y = y.float()
-    return torch.softmax(y, dim=1) if spec.kind == "classification" else y
+    y = select_output(output, spec.select).float()
+    if spec.kind == "classification":
+        return torch.softmax(y, dim=1)
+    return torch.sigmoid(y) if spec.kind == "multilabel" else y
 
 
 def select_output(output: Any, select: int | str | None) -> torch.Tensor:

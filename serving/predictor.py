@@ -36,9 +36,23 @@ class Prediction:
         return len(self.values)
 
     def labels(self) -> list[Any]:
-        """The most probable label of each row (classification only)."""
+        """Classification: the most probable label of each row. Multilabel: each row's list of the labels whose
+        probability reaches the threshold."""
         labels = self.output.labels
+        if self.output.kind == "multilabel":
+            chosen = self.values >= self.output.threshold
+            return [[label for label, on in zip(labels, row, strict=True) if on] for row in chosen.tolist()]
         return [labels[i] for i in self.values.argmax(axis=1).tolist()]
+
+    def top_k(self, k: int) -> list[list[dict[str, Any]]]:
+        """Per row, the ``k`` most probable labels (at most all of them), ``[{"label", "score"}]``, best first."""
+        labels, k = self.output.labels, min(k, self.values.shape[1])
+        order = np.argsort(-self.values, axis=1, kind="stable")[:, :k]
+        scores = np.take_along_axis(self.values, order, axis=1).astype(np.float64).round(7)
+        return [
+            [{"label": labels[i], "score": s} for i, s in zip(row, row_scores, strict=True)]
+            for row, row_scores in zip(order.tolist(), scores.tolist(), strict=True)
+        ]
 
 
 @dataclass
@@ -80,9 +94,7 @@ class Predictor:
         for rows in warm_up_sizes(self.chunk_rows):
             values = self.predict(np.zeros((rows, *self.manifest.input.shape), dtype=np.float32)).values
             if values.shape != (rows, output.width):
-                described = (
-                    f"{len(output.labels)} labels" if output.kind == "classification" else f"{output.width} names"
-                )
+                described = f"{len(output.labels)} labels" if output.labelled else f"{output.width} names"
                 raise ModelFolderError(
                     f"the model answers shape {list(values.shape)} for {rows} row(s), but its output spec has "
                     f"{described} ({list(output.labels or output.names)[:10]}): make the spec match the model's "

@@ -55,3 +55,55 @@ def linnerud_split(test_rows: int = 4, seed: int = 0) -> Split:
     order = np.random.default_rng(seed).permutation(len(data.data))
     x, y = data.data.astype(np.float32)[order], data.target.astype(np.float32)[order]
     return Split(x[test_rows:], y[test_rows:], x[:test_rows], y[:test_rows])
+
+
+SHAPES = ("circle", "square", "triangle", "cross")
+
+
+def shapes_images(
+    count: int, seed: int = 0, size: int = 64, image_format: str = "PNG"
+) -> tuple[list[bytes], np.ndarray]:
+    """``count`` encoded RGB pictures of one shape each (a circle, square, triangle or cross, of random size, place,
+    rotation and colours, on a noisy background), and their labels (indices into ``SHAPES``). Drawn here with
+    Pillow, so nothing is downloaded; the same seed gives the same bytes."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    blobs, labels = [], rng.integers(0, len(SHAPES), count)
+    for label in labels:
+        background = rng.integers(0, 256, 3)
+        color = (background + rng.integers(80, 176, 3)) % 256  # always far from the background on some channel
+        noise = rng.normal(0, 8, (size, size, 3))
+        picture = Image.fromarray(np.clip(background + noise, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(picture)
+        radius = rng.uniform(size * 0.22, size * 0.4)
+        cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
+        angle = rng.uniform(0, 2 * np.pi)
+        fill = tuple(int(c) for c in color)
+        if SHAPES[label] == "circle":
+            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=fill)
+        elif SHAPES[label] in ("square", "triangle"):
+            corners = 4 if SHAPES[label] == "square" else 3
+            points = [
+                (
+                    cx + radius * np.cos(angle + 2 * np.pi * k / corners),
+                    cy + radius * np.sin(angle + 2 * np.pi * k / corners),
+                )
+                for k in range(corners)
+            ]
+            draw.polygon(points, fill=fill)
+        else:
+            width = radius * 0.45
+            for turn in (angle, angle + np.pi / 2):
+                dx, dy = np.cos(turn), np.sin(turn)
+                nx, ny = -dy * width / 2, dx * width / 2
+                (x0, y0), (x1, y1) = (cx - dx * radius, cy - dy * radius), (cx + dx * radius, cy + dy * radius)
+                draw.polygon(
+                    [(x0 + nx, y0 + ny), (x1 + nx, y1 + ny), (x1 - nx, y1 - ny), (x0 - nx, y0 - ny)], fill=fill
+                )
+        buffer = io.BytesIO()
+        picture.save(buffer, image_format, **({"quality": 90} if image_format == "JPEG" else {}))
+        blobs.append(buffer.getvalue())
+    return blobs, labels.astype(np.int64)

@@ -23,13 +23,14 @@ import torch
 from torch import nn
 
 from model_arch.digits_cnn import DigitsCNN, DigitsCNNConfig
+from model_arch.images import decode_image
 from model_arch.linnerud_mlp import TARGETS as LINNERUD_TARGETS
 from model_arch.linnerud_mlp import LinnerudMLP, LinnerudMLPConfig
 from model_arch.registry import get_architecture
 from model_folder.manifest import Manifest
 from model_folder.onnx_export import add_onnx_export
 from model_folder.weights import write_model_folder
-from training.data import digits_split, linnerud_split, wine_split
+from training.data import digits_split, linnerud_split, shapes_images, wine_split
 
 logger = logging.getLogger("training.train")
 ARCHITECTURE = "digits_cnn"
@@ -165,11 +166,34 @@ def train_wine(output_dir: str | Path, *, epochs: int = 200, seed: int = 0) -> M
     return manifest
 
 
-def _fit_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int) -> nn.Module:
+def train_shapes(output_dir: str | Path, *, epochs: int = 8, seed: int = 0, count: int = 2000) -> Manifest:
+    """The image example on pictures drawn by ``training.data.shapes_images`` (PNG), decoded by the same
+    ``InputSpec.decode_images`` that serving calls, normalised per channel with the training pictures' statistics."""
+    from model_arch.shapes_cnn import INPUT_SPEC, ShapesCNN
+
+    blobs, labels = shapes_images(count, seed=seed)
+    test_blobs, test_labels = shapes_images(count // 4, seed=seed + 1)
+    pixels = np.stack([decode_image(blob, INPUT_SPEC.image, INPUT_SPEC.shape) for blob in blobs])
+    mean, std = pixels.mean(axis=(0, 2, 3)), pixels.std(axis=(0, 2, 3))
+    spec = dataclasses.replace(INPUT_SPEC, subtract=mean.tolist(), divide=std.clip(1e-3).tolist())
+    config = {"width": 16}
+    model = _fit_classifier(ShapesCNN(**config), spec.preprocess(pixels), labels, epochs=epochs, seed=seed, lr=5e-3)
+    accuracy = _accuracy(model, spec.decode_images(test_blobs), test_labels)
+    metrics = {"test_accuracy": round(accuracy, 4), "train_images": count, "epochs": epochs, "seed": seed}
+    manifest = write_model_folder(
+        model, output_dir, architecture="shapes_cnn", config=config, metrics=metrics, input_spec=spec
+    )
+    logger.info("wrote %s: test accuracy %.4f on %d held-out pictures", output_dir, accuracy, len(test_labels))
+    return manifest
+
+
+def _fit_classifier(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, lr: float = 2e-3
+) -> nn.Module:
     """Adam on cross-entropy, mini-batches of 64; the logits are the first output when forward returns a tuple."""
     torch.manual_seed(seed)
     x_train, y_train = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
@@ -196,6 +220,7 @@ TRAINERS = {
     "linnerud_mlp": train_linnerud,
     "tutorial_cnn": train_tutorial_cnn,
     "wine_mlp": train_wine,
+    "shapes_cnn": train_shapes,
 }
 
 
