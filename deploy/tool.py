@@ -89,6 +89,13 @@ def check(specs: Specs, deploy_dir: Path = DEPLOY_DIR) -> list[str]:
     return problems
 
 
+def _seconds(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None  # unset, or not a number: serving.settings refuses that at start-up with its own message
+
+
 def _check_deployment(deployment: Any, endpoint: Any, path: Path) -> list[str]:
     problems = []
     if deployment.endpoint_name != endpoint.name:
@@ -116,6 +123,12 @@ def _check_deployment(deployment: Any, endpoint: Any, path: Path) -> list[str]:
         problems.append(
             f"SCORING_TIMEOUT_MS ({env['SCORING_TIMEOUT_MS']}) is longer than request_timeout_ms ({timeout_ms}); "
             "work the gateway gave up on would go on"
+        )
+    body_timeout = _seconds(env.get("BODY_TIMEOUT_S"))
+    if body_timeout is not None and timeout_ms is not None and body_timeout * 1000 > timeout_ms:
+        problems.append(
+            f"BODY_TIMEOUT_S ({env['BODY_TIMEOUT_S']} s) is longer than request_timeout_ms ({timeout_ms}); a stalled "
+            "upload would hold a worker after the gateway answered the client"
         )
     probe = deployment.readiness_probe
     if probe is None:

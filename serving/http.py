@@ -6,13 +6,17 @@ a client's mistake becomes a JSON 4xx, and every ``POST`` one ``score`` log line
 contract, ``HEAD`` answers like ``GET`` without the body, ``OPTIONS`` lists the methods. Every answer carries the
 request id (added by the server) and the model's name and version. ``Accept: application/x-npy`` gets the model's
 values as .npy instead of JSON. The ``score`` line records the request id, rows, status and the time spent decoding,
-in the model and encoding.
+in the model and encoding; it is written for every ``POST``, a failure included (a client's mistake without a
+traceback, a fault with the server's). A body that stops arriving is given up after ``BODY_TIMEOUT_S`` (408), so a
+stalled sender holds a worker that long, not until the server's worker timeout (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import time
 from typing import Any
 
@@ -27,6 +31,7 @@ from serving.settings import Settings
 logger = logging.getLogger(__name__)
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 DISCARD_LIMIT = 16 * 1024 * 1024  # an oversized body is read and dropped up to this size, then the connection closes
+READ_PIECE = 256 * 1024  # a body is read in pieces this large, the time left checked before each
 
 
 def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> flask.Response:
@@ -45,68 +50,103 @@ def handle(request: flask.Request, predictor: Predictor, settings: Settings) -> 
 
 
 def score(request: flask.Request, predictor: Predictor, settings: Settings) -> flask.Response:
-    """Read -> decode -> predict -> encode, timing each step for the ``score`` line."""
+    """Read -> decode -> predict -> encode, timing each step for the ``score`` line, which every outcome writes."""
     timer = _Timer()
     environ = request.environ  # the WSGI environ, not werkzeug's header views: cheaper, and all that is needed
     record: dict[str, Any] = {"request_id": request_id(), "content_type": environ.get("CONTENT_TYPE")}
     try:
-        body = read_body(request, settings.max_body_bytes)
+        body = read_body(request, settings.max_body_bytes, settings.body_timeout_s)
         decoded = codecs.decode(body, record["content_type"], predictor.manifest.input, settings.max_batch_rows)
-    except ClientError as err:
+    except ClientError as err:  # the client's mistake: its line, its 4xx, no traceback
         record.update(status=err.status, code=err.code, parse_ms=timer.lap())
         response = _response(err.status, codecs.JSON, json.dumps(err.to_body()).encode(), predictor)
         record["bytes"] = response.content_length
         logger.info("score %s", _compact(record))
         return response
+    except Exception as err:  # a fault in this code: its line, then the server's bare 500 and its traceback
+        _log_fault(record, err, parse_ms=timer.lap())
+        raise
     record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
     try:
         prediction = predictor.predict(decoded.batch)
-    except Exception:  # a fault in the model: log it with the request id, let the server answer a bare 500
-        record.update(status=500, model_ms=timer.lap())
-        logger.error("score %s", _compact(record))
+    except Exception as err:  # a fault in the model: log it with the request id, let the server answer a bare 500
+        _log_fault(record, err, model_ms=timer.lap())
         raise
     record["model_ms"] = timer.lap()
     context = ReplyContext(predictor.name, predictor.version, record["request_id"])
-    answer, media_type = codecs.encode(prediction, decoded, context, environ.get("HTTP_ACCEPT", ""))
+    try:
+        answer, media_type = codecs.encode(prediction, decoded, context, environ.get("HTTP_ACCEPT", ""))
+    except Exception as err:
+        _log_fault(record, err, render_ms=timer.lap())
+        raise
     response = _response(200, media_type, answer, predictor)
     record.update(status=200, render_ms=timer.lap(), bytes=len(answer))
     logger.info("score %s", _compact(record))
     return response
 
 
-def read_body(request: flask.Request, limit: int) -> bytes:
+def read_body(request: flask.Request, limit: int, timeout_s: float | None = None) -> bytes:
     """The request body, refused before it is parsed (or kept) when it is larger than ``limit`` bytes.
 
-    A body without Content-Length (chunked) is read in 64 KiB pieces, kept no further than ``limit``.
+    A body without Content-Length (chunked) is read in 64 KiB pieces, kept no further than ``limit``. Under
+    gunicorn, ``timeout_s`` bounds the wait: for each next piece, and for the whole body (checked between pieces).
+    In process (the Flask test client) there is no socket to wait on, and no bound.
 
     Raises:
         ClientError: 413 when the body is (or turns out to be) larger than ``limit``; 400 when it ends before
-            its declared length.
+            its declared length; 408 when it does not arrive within ``timeout_s``.
     """
     declared = request.content_length
-    if declared is not None:
-        if declared > limit:
-            _discard(request.stream, DISCARD_LIMIT)
-            raise _too_large(declared, limit)
-        # The WSGI input itself, read to the declared length: werkzeug's stream wrapper around it costs a
-        # measurable share of a small request (docs/performance.md).
-        body = request.environ["wsgi.input"].read(declared)
-        if len(body) < declared:
-            raise ClientError(
-                400,
-                "incomplete_body",
-                f"the body ended after {len(body)} of the {declared} bytes its Content-Length declared; send the "
-                "whole body, with a Content-Length that matches it",
-            )
-        return body
-    pieces, size = [], 0
-    while piece := request.stream.read(64 * 1024):
-        size += len(piece)
-        if size > limit:
-            _discard(request.stream, DISCARD_LIMIT)
-            raise _too_large(size, limit)
-        pieces.append(piece)
-    return b"".join(pieces)
+    deadline = _Deadline(request.environ, timeout_s)
+    received = 0
+    try:
+        if declared is not None:
+            if declared > limit:
+                _discard(request.stream, DISCARD_LIMIT, deadline)
+                raise _too_large(declared, limit)
+            # The WSGI input itself, read to the declared length: werkzeug's stream wrapper around it costs a
+            # measurable share of a small request (docs/performance.md).
+            stream, pieces = request.environ["wsgi.input"], []
+            while received < declared:
+                deadline.arm()
+                piece = stream.read(min(READ_PIECE, declared - received))
+                if not piece:
+                    break
+                pieces.append(piece)
+                received += len(piece)
+            if received < declared:
+                raise ClientError(
+                    400,
+                    "incomplete_body",
+                    f"the body ended after {received} of the {declared} bytes its Content-Length declared; send "
+                    "the whole body, with a Content-Length that matches it",
+                )
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces = []
+        while True:
+            deadline.arm()
+            piece = request.stream.read(64 * 1024)
+            if not piece:
+                return b"".join(pieces)
+            received += len(piece)
+            if received > limit:
+                _discard(request.stream, DISCARD_LIMIT, deadline)
+                raise _too_large(received, limit)
+            pieces.append(piece)
+    except TimeoutError as err:  # socket.timeout is TimeoutError
+        raise ClientError(
+            408,
+            "body_timeout",
+            f"the request body did not arrive within {timeout_s:g} s (BODY_TIMEOUT_S); {received} "
+            f"{'' if declared is None else f'of its {declared} '}bytes were read when it stopped; send the whole "
+            "body without pausing",
+        ) from err
+    except ConnectionError as err:  # the client reset the connection mid-body: nobody is left to read an answer
+        raise ClientError(
+            400, "incomplete_body", f"the connection was reset after {received} bytes of the body ({err})"
+        ) from err
+    finally:
+        deadline.release()
 
 
 def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
@@ -145,12 +185,53 @@ def _model_headers(predictor: Predictor) -> dict[str, str]:
     return {"x-model-name": predictor.name, "x-model-version": predictor.version, "x-ms-run-function-failed": "False"}
 
 
-def _discard(stream: Any, most: int) -> None:
-    """Read and drop what the client is still sending (up to ``most`` bytes, never kept), so that it can read
-    the 413 instead of failing on a closed connection mid-upload; a larger upload is cut off."""
+def _discard(stream: Any, most: int, deadline: _Deadline) -> None:
+    """Read and drop what the client is still sending (up to ``most`` bytes, never kept, within the body's time),
+    so that it can read the 413 instead of failing on a closed connection mid-upload; a larger upload is cut off."""
     dropped = 0
-    while dropped < most and (piece := stream.read(64 * 1024)):
-        dropped += len(piece)
+    try:
+        while dropped < most:
+            deadline.arm()
+            piece = stream.read(64 * 1024)
+            if not piece:
+                return
+            dropped += len(piece)
+    except (TimeoutError, ConnectionError):
+        return  # the 413 goes out all the same
+
+
+class _Deadline:
+    """The time a request body has to arrive, enforced on gunicorn's socket for the client (its timeout, set
+    before each read to the time left). gunicorn's sync worker puts the socket in the WSGI environ; in process
+    there is none, and nothing to wait for."""
+
+    def __init__(self, environ: dict[str, Any], seconds: float | None) -> None:
+        sock = environ.get("gunicorn.socket") if seconds else None
+        self._socket = sock if isinstance(sock, socket.socket) else None
+        self._ends = time.monotonic() + (seconds or 0)
+        self._previous = self._socket.gettimeout() if self._socket is not None else None
+
+    def arm(self) -> None:
+        """Before a read: the socket waits at most the time left. Raises TimeoutError when none is."""
+        if self._socket is None:
+            return
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no time left for the request body")
+        self._socket.settimeout(left)
+
+    def release(self) -> None:
+        """Give the socket back to gunicorn as it was (blocking), for writing the answer."""
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed
+                self._socket.settimeout(self._previous)
+
+
+def _log_fault(record: dict[str, Any], err: Exception, **timing: float) -> None:
+    """The ``score`` line of a request that failed in this code or in the model (status 500, the exception's type);
+    the server logs the traceback with the request id and answers its bare 500."""
+    record.update(status=500, error=type(err).__name__, **timing)
+    logger.error("score %s", _compact(record))
 
 
 def _compact(record: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ The README's "Settings" table lists the same names; keep the two together.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ class Settings:
             process, before it forks the workers. Allowed only where that is safe (see ``model_folder.engines``).
         server_access_log: ``SERVER_ACCESS_LOG=on`` keeps the server's own two access lines for each scored request
             beside the template's ``score`` line; ``off`` by default (see ``serving.logs``).
+        body_timeout_s: ``BODY_TIMEOUT_S``, the most seconds a worker waits for a request body (for all of it, and
+            for each next piece of it); past it the request gets a 408 and the worker is free. 10 by default: the
+            deployment's ``request_timeout_ms`` (10,000 in ``deploy/``), past which the gateway has answered the
+            client already (docs/reliability.md).
     """
 
     model_dir: str | None
@@ -65,6 +70,7 @@ class Settings:
     trusted_pickle_globals: tuple[str, ...] = ()
     preload: bool = False
     server_access_log: bool = False
+    body_timeout_s: float = 10.0
 
     @property
     def trust(self) -> TrustPolicy:
@@ -94,6 +100,7 @@ class Settings:
             trusted_pickle_globals=tuple(_names(env, "TRUSTED_PICKLE_GLOBALS")),
             preload=env.get("WORKER_PRELOAD", "").strip().lower() == "true",
             server_access_log=_choice(env, "SERVER_ACCESS_LOG", ("off", "on")) == "on",
+            body_timeout_s=_positive_number(env, "BODY_TIMEOUT_S", 10.0),
         )
 
 
@@ -124,4 +131,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
         value = 0
     if value < 1:
         raise SettingsError(f"{name} is {raw!r}; expected a whole number of at least 1")
+    return value
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise SettingsError(f"{name} is {raw!r}; expected a number of seconds above 0, such as 10 or 2.5")
     return value

@@ -123,6 +123,8 @@ MALFORMED = [
      ["max_concurrent_requests_per_instance is 4 but WORKER_COUNT is 8"]),
     ("timeouts", "blue-deployment.yml", set_env("SCORING_TIMEOUT_MS", "60000"),
      ["SCORING_TIMEOUT_MS (60000) is longer than request_timeout_ms (10000)"]),
+    ("body-timeout", "blue-deployment.yml", set_env("BODY_TIMEOUT_S", "30"),
+     ["BODY_TIMEOUT_S (30 s) is longer than request_timeout_ms (10000)"]),
     ("blue-green-drift", "green-deployment.yml", lambda d: d.update(instance_count=3),
      ["differ in ['instance_count']"]),
     ("probe-too-short", "blue-deployment.yml", lambda d: d["readiness_probe"].update(failure_threshold=2),

@@ -1,5 +1,6 @@
-"""Faults on a real server: a killed worker, a model past the scoring timeout, a model that raises, a slow
-sender, the largest allowed request. The service keeps answering, and answers right."""
+"""Faults on a real server: a killed worker, a model past the scoring timeout, a model that raises, a fault in the
+template's own decoding, slow and stalled senders, the largest allowed request. The service keeps answering, and
+answers right; every POST has its one ``score`` line."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from model_folder.manifest import read_manifest
 from serving.settings import Settings, SettingsError
 from serving.startup import load_predictor
 from tests.fault_models import FaultyDigits
+from tests.faulty_score import FAULT
 from tests.helpers import SAMPLE_LABELS, SAMPLE_REQUEST
+from tests.test_server import score_records
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 SLEEP_ROW = [[8] * 64]  # FaultyDigits sleeps on a row of all 8s
@@ -173,6 +176,83 @@ def test_a_body_shorter_than_its_content_length_gets_a_400_and_the_worker_keeps_
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b'"incomplete_body"' in answer and f"after 20 of the {len(body)} bytes".encode() in answer
     assert (after.status, after.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+BODY_TIMEOUT_S = 1.0
+CLOSE_LINGER_S = 2.0  # after answering, gunicorn waits this long for a client that keeps its connection open
+
+
+@pytest.fixture(scope="module")
+def short_fused(azure_model_dir_for_module: Path):
+    """A real server with 2 workers, BODY_TIMEOUT_S=1 and a decoding fault on Content-Type application/x-fault."""
+    env = {"BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
+    entry_script = "tests/faulty_score.py"
+    with InferenceServer(azure_model_dir_for_module, workers=2, env=env, entry_script=entry_script) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def azure_model_dir_for_module(trained_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained folder laid out as Azure does, once for the module."""
+    return lay_out_like_azure(trained_folder, tmp_path_factory.mktemp("azureml-models"))
+
+
+def test_stalled_senders_on_every_worker_get_408_and_a_good_request_waits_only_the_body_timeout(
+    short_fused: InferenceServer,
+) -> None:
+    body = SAMPLE_REQUEST.read_bytes()
+    stalled = [socket.create_connection(("127.0.0.1", short_fused.port), timeout=10) for _ in range(2)]
+    for connection, request_id in zip(stalled, ["stalled-1", "stalled-2"], strict=True):
+        connection.sendall(
+            f"POST /score HTTP/1.1\r\nHost: 127.0.0.1\r\nx-request-id: {request_id}\r\n".encode()
+            + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:20]
+        )  # and nothing more: each holds one of the two workers, and never reads or closes
+    time.sleep(0.2)
+
+    started = time.monotonic()
+    good = request(short_fused.url + "/score", body, method="POST", timeout=30)
+    waited = time.monotonic() - started
+    answers = [_read_all(connection) for connection in stalled]
+    for connection in stalled:
+        connection.close()
+
+    print(f"a good request behind 2 stalled senders waited {waited:.2f} s (BODY_TIMEOUT_S={BODY_TIMEOUT_S})")
+    assert (good.status, good.json()["predictions"]) == (200, SAMPLE_LABELS)
+    assert waited < BODY_TIMEOUT_S + CLOSE_LINGER_S + 1.5  # not gunicorn's WORKER_TIMEOUT (300 s)
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b'"code": "body_timeout"' in answer and b"within 1 s (BODY_TIMEOUT_S)" in answer
+    records = {r["request_id"]: r for r in score_records(short_fused.log())}
+    assert [records[f"stalled-{i}"]["status"] for i in (1, 2)] == [408, 408]
+    assert all(1000 <= records[f"stalled-{i}"]["parse_ms"] < 1500 for i in (1, 2))
+
+
+def test_a_fault_in_decoding_gets_a_bare_500_and_one_score_line(short_fused: InferenceServer) -> None:
+    failed = request(
+        short_fused.url + "/score", b'{"data": []}', method="POST", content_type=FAULT, headers={"x-request-id": "f-1"}
+    )
+    mistake = request(short_fused.url + "/score", b"{", method="POST", headers={"x-request-id": "f-2"})
+    normal = request(short_fused.url + "/score", SAMPLE_REQUEST.read_bytes(), method="POST")
+    log = short_fused.log()
+
+    assert failed.status == 500 and b"injected" not in failed.body
+    assert (mistake.status, mistake.json()["code"]) == (400, "invalid_json")
+    lines = [r for r in score_records(log) if r["request_id"] in ("f-1", "f-2")]
+    assert lines == [
+        {**lines[0], "request_id": "f-1", "status": 500, "error": "RuntimeError"},
+        {**lines[1], "request_id": "f-2", "status": 400, "code": "invalid_json"},
+    ]
+    assert log.count("RuntimeError: injected fault in decoding") == 1  # the server's traceback, once
+    assert log.count("Encountered Exception: Traceback") == 1  # and none for the client's mistake
+    assert (normal.status, normal.json()["predictions"]) == (200, SAMPLE_LABELS)
+
+
+def _read_all(connection: socket.socket) -> bytes:
+    answer = b""
+    while piece := connection.recv(65536):
+        answer += piece
+    return answer
 
 
 def test_memory_stays_bounded_for_the_largest_allowed_request(served: InferenceServer) -> None:

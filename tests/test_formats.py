@@ -3,6 +3,10 @@ and the doctor command reaches the same verdict on each."""
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +144,83 @@ def test_formats_are_detected_by_content(case_name: str, expected: str, trained_
     renamed = model_file.rename(model_file.with_name("renamed.dat"))  # the suffix must not matter
 
     assert formats.detect_format(renamed) == expected
+
+
+INFLATED = 200 * 1024 * 1024  # what the hostile entry inflates to; deflated at level 9 it is about 200 kB
+PEAK_GROWTH = """
+import resource, sys
+from model_folder.formats import detect_format
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(detect_format(sys.argv[1]), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torch.save-like zip whose archive_format entry inflates from about 200 kB to 200 MB of zeros."""
+    path = tmp_path_factory.mktemp("bomb") / "model.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        with archive.open("archive/archive_format", "w") as entry:
+            for _ in range(INFLATED // 2**20):
+                entry.write(bytes(2**20))
+    return path
+
+
+def lying_about_its_size(path: Path, entry: str, declared: int) -> Path:
+    """A copy of the zip at ``path`` whose directory and local header say ``entry`` inflates to ``declared`` bytes."""
+    data = bytearray(path.read_bytes())
+    name = entry.encode()
+    for signature, size_at, name_at in ((b"PK\x01\x02", 24, 46), (b"PK\x03\x04", 22, 30)):
+        at = data.find(signature)
+        while data[at + name_at : at + name_at + len(name)] != name:
+            at = data.find(signature, at + 1)
+        struct.pack_into("<L", data, at + size_at, declared)
+    lying = path.with_name("lying.pt")
+    lying.write_bytes(bytes(data))
+    return lying
+
+
+@pytest.mark.parametrize("declared", ["honestly", "as 3 bytes"])
+def test_an_entry_that_inflates_to_200_mb_is_detected_in_bounded_memory(zip_bomb: Path, declared: str) -> None:
+    path = zip_bomb if declared == "honestly" else lying_about_its_size(zip_bomb, "archive/archive_format", 3)
+
+    run = subprocess.run([sys.executable, "-c", PEAK_GROWTH, str(path)], capture_output=True, text=True, check=True)
+    detected, growth_mib = run.stdout.split()
+
+    print(f"{path.stat().st_size} bytes inflating to {INFLATED}, declared {declared}: peak RSS +{growth_mib} MiB")
+    assert detected == formats.TORCH_SAVE
+    assert int(growth_mib) < 16  # reading the entry whole took 400 MiB
+
+
+def test_a_zip_with_too_large_a_directory_is_not_read(
+    monkeypatch: pytest.MonkeyPatch, trained_folder: Path, tmp_path: Path
+) -> None:
+    saved = trained_folder / "model.pt"  # torch.save writes zip64 end records
+    with zipfile.ZipFile(saved) as archive:
+        entries = len(archive.infolist())
+    larger = tmp_path / "larger.zip"
+    with zipfile.ZipFile(larger, "w") as archive:
+        for i in range(entries + 1):
+            archive.writestr(f"archive/{'data.pkl' if i == 0 else i}", b"")
+
+    assert (formats.detect_format(larger), formats.detect_format(saved)) == (formats.TORCH_SAVE,) * 2
+    monkeypatch.setattr(formats, "MAX_ZIP_ENTRIES", entries)
+    assert (formats.detect_format(larger), formats.detect_format(saved)) == (formats.UNKNOWN, formats.TORCH_SAVE)
+    monkeypatch.setattr(formats, "MAX_ZIP_ENTRIES", 100_000)
+    monkeypatch.setattr(formats, "MAX_ZIP_DIRECTORY", 100)
+    assert (formats.detect_format(larger), formats.detect_format(saved)) == (formats.UNKNOWN,) * 2
+
+
+def test_a_long_safetensors_header_is_recognised_without_parsing_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    header = b'{"__metadata__": {"note": "' + b"x" * 5000 + b'"}}'
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    monkeypatch.setattr(formats, "MAX_DETECTED_HEADER", 1000)
+    monkeypatch.setattr(formats, "safetensors_header", lambda _: pytest.fail("the header was parsed"))
+
+    assert formats.detect_format(path) == formats.SAFETENSORS
+    path.write_bytes(struct.pack("<Q", len(header)) + header[:-10])  # cut short: not one
+    assert formats.detect_format(path) == formats.UNKNOWN

@@ -45,6 +45,10 @@ def test_settings_read_every_variable() -> None:
         ("CHUNK_ROWS", "many", "CHUNK_ROWS is 'many'"),
         ("CHANNELS_LAST", "yes", "CHANNELS_LAST is 'yes'; expected one of 'auto', 'on', 'off'"),
         ("SERVER_ACCESS_LOG", "true", "SERVER_ACCESS_LOG is 'true'; expected one of 'off', 'on'"),
+        ("BODY_TIMEOUT_S", "0", "BODY_TIMEOUT_S is '0'; expected a number of seconds above 0, such as 10 or 2.5"),
+        ("BODY_TIMEOUT_S", "ten", "BODY_TIMEOUT_S is 'ten'"),
+        ("BODY_TIMEOUT_S", "inf", "BODY_TIMEOUT_S is 'inf'"),
+        ("BODY_TIMEOUT_S", "nan", "BODY_TIMEOUT_S is 'nan'"),
     ],
 )
 def test_settings_reject_unusable_values(name: str, value: str, fragment: str) -> None:
@@ -63,3 +67,8 @@ def test_worker_preload_is_read_from_the_servers_own_setting() -> None:
 def test_the_servers_access_lines_are_off_unless_asked_for() -> None:
     assert not Settings.from_env({}).server_access_log
     assert Settings.from_env({"SERVER_ACCESS_LOG": "ON"}).server_access_log
+
+
+def test_the_body_timeout_is_10_seconds_unless_set() -> None:
+    assert Settings.from_env({}).body_timeout_s == 10.0
+    assert Settings.from_env({"BODY_TIMEOUT_S": "2.5"}).body_timeout_s == 2.5

@@ -15,13 +15,13 @@ from __future__ import annotations
 import functools
 
 from model_arch.spec import InputSpec
-from serving.codecs.json_body import JSON, may_hold_booleans, parse_json
+from serving.codecs.json_body import JSON, parse_json
 from serving.codecs.npy import NPY, NPY_CODEC
 from serving.codecs.rows import DATA, INPUT_DATA
 from serving.codecs.types import Codec, Decoded, ReplyContext
 from serving.codecs.v2 import V2, V2_NUMERIC
 from serving.errors import ClientError
-from serving.inputs import json_type
+from serving.inputs import describe_keys, json_type
 from serving.predictor import Prediction
 
 __all__ = ["CODECS", "CONTENT_TYPES", "JSON", "NPY", "V2_NUMERIC", "Decoded", "ReplyContext", "decode", "encode"]
@@ -60,9 +60,9 @@ def decode(body: bytes, content_type: str | None, spec: InputSpec, max_rows: int
     if isinstance(document, dict):
         for codec in JSON_CODECS:
             if codec.key in document:
-                return codec.decode(document, spec, max_rows, may_hold_booleans(body))
+                return codec.decode(document, spec, max_rows, body)
     found = (
-        f"an object with keys {sorted(document)[:10]}"
+        f"an object with keys {describe_keys(document)}"
         if isinstance(document, dict)
         else f"a JSON {json_type(document)}"
     )

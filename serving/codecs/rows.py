@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from model_arch.spec import InputSpec
-from serving.codecs.json_body import JSON, dumps, rounded
+from serving.codecs.json_body import JSON, dumps, number_facts, rounded
 from serving.codecs.types import Decoded, ReplyContext
 from serving.errors import ClientError
-from serving.inputs import reorder_columns, rows_to_batch
+from serving.inputs import describe_keys, reorder_columns, rows_to_batch
 from serving.predictor import Prediction
 
 
@@ -27,16 +27,18 @@ class RowsCodec:
         self.key = key
         self.form = form
 
-    def decode(self, document: dict[str, Any], spec: InputSpec, max_rows: int, booleans: bool) -> Decoded:
-        """``document[self.key]`` as the model's input batch.
+    def decode(self, document: dict[str, Any], spec: InputSpec, max_rows: int, body: bytes) -> Decoded:
+        """``document[self.key]`` (parsed from ``body``) as the model's input batch.
 
         Raises:
             ClientError: 413 for too many rows, 422 for rows that do not fit the model.
         """
         value = document[self.key]
-        if self.key == "input_data" and isinstance(value, dict):
-            value = _split_orientation(value, spec)
-        return Decoded(rows_to_batch(value, spec, max_rows, self.key, booleans), self)
+        split = self.key == "input_data" and isinstance(value, dict)
+        facts = number_facts(body, document, value.get("data") if split else value)
+        if split:
+            value = _split_orientation(value, spec, max_rows)
+        return Decoded(rows_to_batch(value, spec, max_rows, self.key, facts.check_types, facts.integers), self)
 
     def encode(self, prediction: Prediction, decoded: Decoded, context: ReplyContext) -> bytes:
         """Classification: ``{"predictions": [label, ...], "probabilities": [[p per label], ...]}``.
@@ -48,13 +50,16 @@ class RowsCodec:
         return dumps({"predictions": prediction.labels(), "probabilities": values})
 
 
-def _split_orientation(value: dict[str, Any], spec: InputSpec) -> Any:
-    """pandas' "split" orientation, ``{"columns": [...], "index": [...], "data": rows}`` -> rows in the spec's order."""
+def _split_orientation(value: dict[str, Any], spec: InputSpec, max_rows: int) -> Any:
+    """pandas' "split" orientation, ``{"columns": [...], "index": [...], "data": rows}`` -> rows in the spec's order.
+    More than ``max_rows`` rows are left as they are, for ``rows_to_batch`` to refuse before any per-row work."""
     if "data" not in value:
         raise ClientError(
-            422, "invalid_data", f'"input_data" is an object without "data"; got keys {sorted(value)[:10]}'
+            422, "invalid_data", f'"input_data" is an object without "data"; got keys {describe_keys(value)}'
         )
     columns = value.get("columns")
+    if isinstance(value["data"], list) and len(value["data"]) > max_rows:
+        return value["data"]
     if isinstance(columns, list) and columns and spec.names:
         return reorder_columns(value["data"], columns, spec, "input_data")
     if isinstance(columns, list) and columns and len(columns) != spec.size:

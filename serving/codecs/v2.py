@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from model_arch.spec import InputSpec
-from serving.codecs.json_body import JSON, dumps, rounded
+from serving.codecs.json_body import JSON, dumps, number_facts, rounded
 from serving.codecs.types import Decoded, ReplyContext
 from serving.errors import ClientError
-from serving.inputs import array_to_batch, describe_value, numeric_array
+from serving.inputs import array_to_batch, describe_value, numeric_array, shape_size
 from serving.predictor import Prediction
 
 # V2 datatypes that carry numbers; BOOL and BYTES are refused like booleans and strings in JSON rows.
@@ -23,8 +22,9 @@ class V2Codec:
     media_type = JSON
     form = 'V2 {"inputs": [tensor]}'
 
-    def decode(self, document: dict[str, Any], spec: InputSpec, max_rows: int, booleans: bool) -> Decoded:
-        """The one tensor in ``document["inputs"]`` as the model's input batch.
+    def decode(self, document: dict[str, Any], spec: InputSpec, max_rows: int, body: bytes) -> Decoded:
+        """The one tensor in ``document["inputs"]`` (parsed from ``body``) as the model's input batch. Its ``shape``
+        is checked (``serving.inputs.shape_size``) before anything counts, multiplies or reshapes with it.
 
         Raises:
             ClientError: 422 for a request that is not one well-formed numeric tensor fitting the model; 413 for too
@@ -45,16 +45,13 @@ class V2Codec:
                 422, "invalid_v2_request", f"inputs[0] lacks {missing}; a V2 tensor has name, shape, datatype, data"
             )
         shape, datatype, data = tensor["shape"], tensor["datatype"], tensor["data"]
-        if (
-            not isinstance(shape, list)
-            or not shape
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        ):
+        if not isinstance(shape, list) or not shape:
             raise ClientError(
                 422,
                 "invalid_v2_request",
                 f"inputs[0].shape must be a list of whole numbers; got {describe_value(shape)}",
             )
+        size = shape_size(shape, "inputs[0].shape", 422, "invalid_v2_request")
         if datatype not in V2_NUMERIC:
             raise ClientError(
                 422,
@@ -65,12 +62,13 @@ class V2Codec:
             raise ClientError(
                 422, "invalid_v2_request", f"inputs[0].data must be a list of numbers; got {describe_value(data)}"
             )
-        values = numeric_array(data, spec, "inputs[0].data", booleans).reshape(-1)
-        if values.size != math.prod(shape):
+        facts = number_facts(body, document, data)
+        values = numeric_array(data, spec, "inputs[0].data", facts.check_types, facts.integers).reshape(-1)
+        if values.size != size:
             raise ClientError(
                 422,
                 "shape_mismatch",
-                f"inputs[0].shape {shape} holds {math.prod(shape)} values; inputs[0].data has {values.size}",
+                f"inputs[0].shape {shape} holds {size} values; inputs[0].data has {values.size}",
             )
         batch = array_to_batch(values.reshape(shape), spec, max_rows, "inputs[0]")
         request_id = document.get("id")
