@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -29,11 +29,15 @@ class Decoded:
         batch: model input, ``(rows, *spec.shape)`` float32.
         codec: the wire format the request came in.
         request_id: an id carried in the body (V2's ``id``), echoed in its answer.
+        item_facts: for inputs that are not numbers (an image, a text), one dict per row of what the request held,
+            derived from it (an image's format, size and mode), for the log and for data collection; empty for rows
+            of numbers, which are their own description.
     """
 
     batch: np.ndarray
     codec: Codec
     request_id: str | None = None
+    item_facts: tuple[dict[str, Any], ...] = ()
 
     @property
     def protocol(self) -> str:
