@@ -159,7 +159,15 @@ def _as_lines(result: Any) -> list[str]:
 
 
 def _peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+    """This process's peak resident memory. ``VmHWM``, not ``getrusage``: Linux carries ``ru_maxrss`` over ``exec``,
+    so a worker spawned from a large parent would report the parent's peak."""
+    try:
+        for text in Path("/proc/self/status").read_text().splitlines():
+            if text.startswith("VmHWM:"):
+                return round(int(text.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux, bytes on macOS
 
 
 # ---------------------------------------------------------------------------------------------- job

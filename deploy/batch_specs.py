@@ -8,6 +8,7 @@ load, check and print, offline and without credentials. Nothing here restates th
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,9 +157,9 @@ def check(specs: BatchSpecs, deploy_dir: Path) -> list[str]:
     if not isinstance(conda, dict) or not all(any(need in str(dep) for dep in _pip(conda)) for need in needs):
         problems.append(f"environment.conda_file lacks {' or '.join(needs)}; use environment/{CONDA_FILE}")
     if code is not None:
-        from deploy.tool import _has, upload_list
+        from deploy.tool import _has
 
-        uploaded = upload_list((spec_dir / code.code).resolve())
+        uploaded = _upload_list((spec_dir / code.code).resolve())
         problems += [
             f"the code upload lacks {need} (check .amlignore)" for need in UPLOAD_NEEDS if not _has(uploaded, need)
         ]
@@ -166,6 +167,13 @@ def check(specs: BatchSpecs, deploy_dir: Path) -> list[str]:
     if model_path and not (Path(model_path) / "manifest.json").is_file():
         problems.append(f"model.path {model_path} holds no model folder yet; run `make model` first")
     return problems
+
+
+@functools.cache  # listing the upload walks the repository (seconds); the same folder gives the same list in a run
+def _upload_list(code_dir: Path) -> list[str]:
+    from deploy.tool import upload_list
+
+    return upload_list(code_dir)
 
 
 def _instance_count(deployment: Any) -> int | None:
