@@ -59,6 +59,7 @@ class JobConfig:
     timeout_s: float = 30.0
     error_threshold: int = -1
     env: dict[str, str] = field(default_factory=dict)
+    start_together: bool = False  # hand out work once every worker is ready (benchmarks: no start-up in the rates)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Summary:
     stopped: bool = False
     seconds: float = 0.0
     init_seconds: float = 0.0
+    scoring_seconds: float = 0.0  # from the first mini-batch handed out to the last line written
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -221,15 +223,18 @@ def run_job(config: JobConfig) -> Summary:
 
     pending = [(number, batch, 1) for number, batch in enumerate(batches)]  # (number, files, attempt)
     attempts: dict[int, int] = {}
+    first_task = 0.0
     workers = [start() for _ in range(min(config.processes, max(1, len(batches))))]
     with output.open("a", encoding="utf-8") as out:
         try:
             while (pending or any(w.task for w in workers)) and not summary.stopped:
+                all_ready = all(w.ready for w in workers) or not config.start_together
                 for worker in workers:  # hand work to every idle, ready worker
-                    if worker.ready and worker.task is None and pending:
+                    if all_ready and worker.ready and worker.task is None and pending:
                         number, batch, attempt = pending.pop(0)
                         attempts[number] = attempt
                         worker.task, worker.started = (number, batch), time.perf_counter()
+                        first_task = first_task or worker.started
                         worker.connection.send((number, batch))
                 busy = [w for w in workers if w.task is not None]
                 deadline = min((w.started + config.timeout_s for w in busy), default=time.perf_counter() + 60)
@@ -245,6 +250,7 @@ def run_job(config: JobConfig) -> Summary:
                         _failed_attempt(
                             number, batch, f"timed out after {config.timeout_s:g} s", pending, attempts, config, summary
                         )
+            summary.scoring_seconds = round(time.perf_counter() - (first_task or started), 3)
         finally:
             for worker in workers:
                 if worker.process.is_alive():

@@ -1,6 +1,6 @@
 """Deploy to Azure ML from the YAML in ``deploy/``: ``python -m deploy.tool COMMAND`` (``make validate``, ``make
-deploy``, ``make rollout``, ``make invoke``, ``make logs``; ``make batch-deploy``, ``make batch-invoke`` for the batch endpoint
-in ``deploy/batch/``, whose checks live in ``deploy/batch_specs.py``).
+deploy``, ``make rollout``, ``make invoke``, ``make logs``; ``make batch-deploy``, ``make batch-invoke`` for the batch
+endpoint in ``deploy/batch/``, whose checks live in ``deploy/batch_specs.py``).
 
 The YAML files are the deployment spec; this tool loads them with ``azure-ai-ml``'s own loaders and never restates
 them. ``validate`` (and ``--dry-run`` on every other command) works offline, without credentials: it loads every
