@@ -14,8 +14,6 @@ import pytest
 from batch import output
 from batch.runner import JobConfig, Summary, list_inputs, run_job, split
 from harness.layout import lay_out_like_azure
-from model_arch.digits_cnn import INPUT_SPEC as DIGITS_SPEC
-from model_arch.images import decode_image
 from model_arch.wine_mlp import FEATURES as WINE_FEATURES
 from tests.helpers import scoring_app_client
 from tests.image_files import encode, photo
@@ -81,12 +79,12 @@ def wine_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def digit_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
-    """A folder with good and bad files of every kind the digits model takes, and each good file's raw rows (in the
-    units the online endpoint takes)."""
+def digit_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray | bytes]]:
+    """A folder with good and bad files of every kind the digits model takes, and what to send the online endpoint
+    for each good file: its rows, or a picture's bytes."""
     folder = tmp_path_factory.mktemp("digit-inputs")
     rows = DIGIT_ROWS
-    good: dict[str, np.ndarray] = {}
+    good: dict[str, np.ndarray | bytes] = {}
     np.save(folder / "three.npy", rows.reshape(-1, 1, 8, 8).astype(np.float32))
     good["three.npy"] = rows
     (folder / "lines.jsonl").write_text(
@@ -105,7 +103,7 @@ def digit_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
         name = f"digit {i}.png"  # a space in the name: it must survive the output format
         blob = _png_of(row)
         (folder / name).write_bytes(blob)
-        good[name] = decode_image(blob, DIGITS_SPEC.image, DIGITS_SPEC.shape).reshape(1, -1)
+        good[name] = blob  # the online endpoint takes the picture itself, as a raw image/png body
     for name, build, _code, _fragment in DIGIT_BAD_FILES:
         (folder / name).write_bytes(build() if build else _bomb())
     (folder / "nested").mkdir()
@@ -113,8 +111,11 @@ def digit_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     return folder, good
 
 
-def _online(client, rows: list) -> dict:
-    response = client.post("/score", json={"data": rows})
+def _online(client, rows: list | bytes) -> dict:
+    if isinstance(rows, bytes):
+        response = client.post("/score", data=rows, content_type="image/png")
+    else:
+        response = client.post("/score", json={"data": rows})
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
 
@@ -145,10 +146,10 @@ def test_every_good_digit_item_matches_the_online_answer_and_every_bad_file_is_r
     assert set(by_file) == set(good) | {name for name, *_ in DIGIT_BAD_FILES}
     assert summary.files == len(by_file) and summary.failed_files == 0 and summary.ok
     client = scoring_app_client(monkeypatch, digits_model_dir)
-    for name, raw in good.items():
-        answer = _online(client, raw.tolist())
+    for name, sent in good.items():
+        answer = _online(client, sent if isinstance(sent, bytes) else sent.tolist())
         scored = sorted(by_file[name], key=lambda row: row["item"])
-        assert [row["item"] for row in scored] == list(range(len(raw))), name
+        assert [row["item"] for row in scored] == list(range(len(answer["predictions"]))), name
         assert [row["label"] for row in scored] == answer["predictions"], name
         np.testing.assert_allclose([row["probabilities"] for row in scored], answer["probabilities"], atol=2e-6)
         assert all(row["status"] == "ok" and row["score"] == max(row["probabilities"]) for row in scored)

@@ -83,3 +83,16 @@ def _rebase(document: dict, key: str) -> None:
     for field in ("path", "code", "conda_file"):
         if isinstance(section, dict) and isinstance(section.get(field), str) and section[field].startswith("../"):
             section[field] = str((DEPLOY / "batch" / section[field]).resolve())
+
+
+def test_batch_invoke_dry_run_loads_checks_and_prints_offline(
+    built_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from deploy import tool
+
+    assert tool.main(["batch-invoke", "--input", str(tmp_path), "--dry-run"]) == 0
+
+    printed = capsys.readouterr().out
+    assert f'"type": "uri_folder", "path": "{tmp_path}"' in printed
+    assert "batch-invoke would act on batch endpoint digits-cnn-batch, deployment digits-cnn-batch-cpu" in printed
+    assert tool.main(["batch-invoke", "--input", str(tmp_path / "missing"), "--dry-run"]) == 1
