@@ -108,7 +108,7 @@ def read_csv(path: Path, spec: InputSpec, max_rows: int) -> np.ndarray:
     table = pd.read_csv(path, nrows=max_rows + 1)
     if _first_line_is_a_row(list(table.columns)):
         table = pd.read_csv(path, header=None, nrows=max_rows + 1)
-    return table_to_batch(table, spec, max_rows, path.name)
+    return table_to_batch(table, spec, path.name)
 
 
 @reader(".parquet", ".pq")
@@ -126,10 +126,10 @@ def read_parquet(path: Path, spec: InputSpec, max_rows: int) -> np.ndarray:
     present = set(file.schema_arrow.names)
     columns = list(spec.names) if spec.names and set(spec.names) <= present else None
     table: pd.DataFrame = file.read(columns=columns).to_pandas()
-    return table_to_batch(table, spec, max_rows, path.name)
+    return table_to_batch(table, spec, path.name)
 
 
-def table_to_batch(table, spec: InputSpec, max_rows: int, name: str) -> np.ndarray:
+def table_to_batch(table, spec: InputSpec, name: str) -> np.ndarray:
     """A DataFrame -> the model input. With feature names in the spec, the columns of those names, in the spec's order
     (other columns, such as an id, are left out); a table that has some of the names but not all is refused. Without
     them (or with no column named), every column in order, all numeric."""
@@ -176,10 +176,11 @@ def read_jsonl(path: Path, spec: InputSpec, max_rows: int) -> np.ndarray:
 
 @reader(".json")
 def read_json_request(path: Path, spec: InputSpec, max_rows: int) -> np.ndarray:
-    """One request body as the online endpoint takes it (``{"data": rows}``, ``{"input_data": ...}``, V2)."""
+    """One request body as the online endpoint takes it (``{"data": rows}``, ``{"input_data": ...}``, V2; base64
+    pictures in them too, for an image model)."""
     from serving import codecs
 
-    return codecs.decode(path.read_bytes(), codecs.JSON, spec, max_rows).batch
+    return codecs.decode(path.read_bytes(), codecs.JSON, spec, max_rows, max_images=max_rows).batch
 
 
 @reader(*IMAGE_SUFFIXES)
