@@ -16,15 +16,6 @@ from tests.helpers import REPO_ROOT
 DEPLOY = REPO_ROOT / "deploy"
 
 
-@pytest.fixture(scope="module")
-def built_model(trained_folder: Path) -> Path:
-    """build/model, which the batch deployment registers; made as `make model` makes it when it is not there yet."""
-    folder = REPO_ROOT / "build" / "model"
-    if not (folder / "manifest.json").is_file():
-        shutil.copytree(trained_folder, folder, dirs_exist_ok=True)
-    return folder
-
-
 def test_the_batch_specs_load_and_agree(built_model: Path) -> None:
     specs = batch_specs.load(DEPLOY)
 
