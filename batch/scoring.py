@@ -86,6 +86,9 @@ def score_files(paths: Sequence[str], predictor: Predictor, settings: BatchSetti
         part = Prediction(prediction.values[start : start + len(item)], prediction.output)
         lines.extend(output.prediction_lines(name, part, settings.probabilities))
         start += len(item)
+    logger.info(
+        "mini-batch scored: %d file(s), %d item(s), %d file(s) not scored", len(read), start, len(read) - len(batches)
+    )
     return lines
 
 

@@ -138,7 +138,8 @@ def section(results: dict, machine: str, date: str) -> str:
         "rows each (rows/s) and one PNG per image (images/s). The sample style scores a twentieth of the files (it is "
         "that much slower; a rate over them is as steady). Rates are over the scoring time: work is handed out once "
         "every worker has started. The template's default runtime is ONNX Runtime (the folder has an export); the "
-        "torch column is `MODEL_RUNTIME=torch`.",
+        "torch column is `MODEL_RUNTIME=torch`. On a shared machine the rates move a lot between runs, the sample "
+        "style's most (its threads contend with whatever else runs): compare within one run.",
         "",
         "| input | processes | template items/s | template (torch runtime) items/s | sample items/s | "
         "template vs sample | template peak MiB/process | sample peak MiB/process |",
