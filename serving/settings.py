@@ -53,6 +53,8 @@ class Settings:
             for each next piece of it); past it the request gets a 408 and the worker is free. 10 by default: the
             deployment's ``request_timeout_ms`` (10,000 in ``deploy/``), past which the gateway has answered the
             client already (docs/reliability.md).
+        data_collection: ``DATA_COLLECTION``: ``auto`` (collect inputs and outputs for model monitoring when the
+            deployment's ``data_collector`` turns the Collector on) or ``off`` (never); see ``serving.collection``.
     """
 
     model_dir: str | None
@@ -71,6 +73,7 @@ class Settings:
     preload: bool = False
     server_access_log: bool = False
     body_timeout_s: float = 10.0
+    data_collection: bool = True
 
     @property
     def trust(self) -> TrustPolicy:
@@ -101,6 +104,7 @@ class Settings:
             preload=env.get("WORKER_PRELOAD", "").strip().lower() == "true",
             server_access_log=_choice(env, "SERVER_ACCESS_LOG", ("off", "on")) == "on",
             body_timeout_s=_positive_number(env, "BODY_TIMEOUT_S", 10.0),
+            data_collection=_choice(env, "DATA_COLLECTION", ("auto", "off")) == "auto",
         )
 
 

@@ -1,0 +1,395 @@
+"""Model data collection for Azure ML model monitoring: what each scored request asked and what it was answered, sent
+as ``model_inputs`` and ``model_outputs`` records through ``azureml-ai-monitoring``'s ``Collector``, correlated by
+the request id.
+
+``score.init()`` calls ``start()`` once per worker; ``serving.http`` calls ``collect()`` once per answered ``POST``.
+Off unless the deployment turns it on: a deployment YAML with ``data_collector`` collections makes Azure ML
+configure the Collector (``AZUREML_MDC_CONFIG_PATH``), and locally ``AZUREML_MDC_ENABLED=true`` does
+(``make serve COLLECT=1``). ``DATA_COLLECTION=off`` keeps it off either way.
+
+How the Collector sends (azureml-ai-monitoring 1.0.0, read in its source): ``collect()`` turns a pandas DataFrame
+into a payload and puts it on an in-memory queue (``AZUREML_MDC_QUEUE_CAPACITY``, 1,500); one background thread
+per worker process posts each payload as JSON records to the instance's agent at
+``http://AZUREML_MDC_HOST:AZUREML_MDC_PORT/modeldata/log`` (127.0.0.1:50011), the request id in the
+``ce-x-request-id`` header. Four things in it would hurt a request path, and this module works around each:
+
+* It samples each collection on its own, so at 10% a request's inputs and outputs would both arrive only 1% of the
+  time. The template reads the deployment's rate once, samples **per request** (a sampled request sends both
+  records; one not sampled builds nothing), and sets the Collector's own rate to 100%.
+* It posts with ``requests`` without a timeout, a new connection per payload: an agent that accepts and never
+  answers would stop its thread for good, and each post costs the worker CPU. The template's sender
+  (``_bounded_sender``) posts the same headers and body over one kept-alive connection with a timeout, and after a
+  failure pauses sending for a while (the queue then fills and records are dropped cheaply, below).
+* A full queue drops the record only after the DataFrame was built and serialised. The template looks at the queue
+  first, and a full one drops the request's records before anything is built.
+* Its default ``on_error`` raises, and it logs every failed send. The template's ``on_error`` counts the drop, and
+  drops and send failures are logged at most once a minute each, with counts.
+
+What is collected per input kind is in ``docs/data-collection.md`` (``input_frame``, ``output_frame``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from model_arch.spec import InputSpec, OutputSpec
+    from serving.codecs.types import Decoded
+    from serving.predictor import Prediction, Predictor
+    from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+INPUTS, OUTPUTS = "model_inputs", "model_outputs"
+MAX_FEATURE_COLUMNS = 128  # a flat numeric row with more values than this is described by summary statistics
+SEND_TIMEOUT_S = 5.0  # one post to the agent; past it the payload is dropped and sending pauses
+PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post, the sender waits this long before the next (the queue drops)
+LOG_EVERY_S = 60.0  # drops and send failures: at most one line per this many seconds, each with its count
+MDC_LOGGERS = ("mdc", "mdc.worker", "mdc.sender", "mdc.collector")
+
+_active: DataCollection | None = None
+
+
+def configured(environ: dict[str, str] | None = None) -> bool:
+    """True when the deployment configures the Collector: Azure ML's data_collector (``AZUREML_MDC_CONFIG_PATH``)
+    or ``AZUREML_MDC_ENABLED=true`` (what ``make serve COLLECT=1`` sets)."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("AZUREML_MDC_CONFIG_PATH")) or env.get("AZUREML_MDC_ENABLED", "").strip().lower() == "true"
+
+
+def start(settings: Settings, predictor: Predictor) -> DataCollection | None:
+    """Start collection in this worker when the deployment turns it on (``configured()``) and ``DATA_COLLECTION``
+    is not ``off``; logs what it does either way. A Collector that cannot start is logged, and the worker serves
+    without collection: monitoring must not take the endpoint down.
+
+    Returns:
+        The active collection, also kept for ``collect()``; None when collection is off.
+    """
+    global _active
+    _active = None
+    if not settings.data_collection:
+        logger.info("data collection off (DATA_COLLECTION=off)")
+        return None
+    if not configured():
+        logger.info("data collection off (the deployment has no data_collector; see docs/data-collection.md)")
+        return None
+    try:
+        _active = DataCollection.open(predictor.manifest.input, predictor.manifest.output)
+    except Exception as err:  # a Collector that cannot start: serve without it, and say why
+        logger.error("data collection off: the Collector did not start: %s: %s", type(err).__name__, err)
+        return None
+    return _active
+
+
+def collect(decoded: Decoded, prediction: Prediction, request_id: str) -> None:
+    """Hand one answered request to the active collection; nothing when collection is off. Never raises."""
+    active = _active
+    if active is not None:
+        active.collect(decoded, prediction, request_id)
+
+
+def stop() -> None:
+    """Forget the active collection (tests that start score.py several times in one process)."""
+    global _active
+    _active = None
+
+
+@dataclass
+class DataCollection:
+    """The worker's two Collectors, its per-request sampling and its drop accounting.
+
+    Attributes:
+        inputs: the ``model_inputs`` Collector, None when that collection is not enabled.
+        outputs: the ``model_outputs`` Collector, likewise.
+        rate: the share of requests collected, 0 to 1 (the deployment's ``sampling_rate``).
+        input_spec: what a row means, for ``input_frame``.
+        output_spec: what the values mean, for ``output_frame``.
+    """
+
+    inputs: Any
+    outputs: Any
+    rate: float
+    input_spec: InputSpec
+    output_spec: OutputSpec
+    queue: Any = None
+    target: str = ""
+    drops: _Counter = field(default_factory=lambda: _Counter("data collection dropped", "record(s)"))
+
+    @classmethod
+    def open(cls, input_spec: InputSpec, output_spec: OutputSpec) -> DataCollection:
+        """Create the Collectors from the environment the deployment set, take over sampling and sending (see the
+        module docstring), and log the line that says what will be collected and where it goes."""
+        import pandas  # noqa: F401  (the Collector accepts only DataFrames: fail here, not on the first request)
+        from azureml.ai.monitoring import Collector
+        from azureml.ai.monitoring.config import get_config
+        from azureml.ai.monitoring.init import init
+        from azureml.ai.monitoring.queue import get_queue
+        from azureml.ai.monitoring.worker import get_worker
+
+        collection = cls(None, None, 1.0, input_spec, output_spec)
+        on_error = collection.drops.add_error
+        init("default")  # the SDK's own start: reads its configuration, makes the queue, starts the sending thread
+        config = get_config()
+        if config is None or not config.enabled():
+            raise RuntimeError("the Collector's configuration has no enabled custom collection")
+        enabled = [name for name in (INPUTS, OUTPUTS) if config.collection_enabled(name)]
+        if not enabled:
+            raise RuntimeError(f"neither {INPUTS} nor {OUTPUTS} is enabled in the deployment's data_collector")
+        rates = {name: config.collection_sample_rate_percentage(name) for name in enabled}
+        collection.rate = min(max(max(rates.values()), 0), 100) / 100
+        _collect_everything(config)  # the template samples per request instead (module docstring)
+        collection.inputs = Collector(name=INPUTS, on_error=on_error) if INPUTS in enabled else None
+        collection.outputs = Collector(name=OUTPUTS, on_error=on_error) if OUTPUTS in enabled else None
+        collection.queue = get_queue()
+        worker = get_worker()
+        if worker is not None and not config.local_capture():
+            worker._sender = _bounded_sender(config.host(), config.port())  # the same posts, bounded (module docstring)
+        collection.target = "local capture (the log)" if config.local_capture() else f"{config.host()}:{config.port()}"
+        for name in MDC_LOGGERS:  # the SDK logs each failed send; once a minute is enough
+            _limit_logger(logging.getLogger(name))
+        logger.info(
+            "data collection on: %s to %s, %g%% of requests (both records of a sampled request), queue %d",
+            " and ".join(enabled),
+            collection.target,
+            collection.rate * 100,
+            collection.queue.capacity() if collection.queue is not None else 0,
+        )
+        if len(set(rates.values())) > 1:
+            logger.warning(
+                "data collection: the collections' sampling rates differ (%s); every one uses the highest", rates
+            )
+        return collection
+
+    def collect(self, decoded: Decoded, prediction: Prediction, request_id: str) -> None:
+        """Send one request's records, if it is sampled and the queue has room; a failure is counted and logged
+        (rate-limited), never raised: the answer has been computed and must go out unchanged."""
+        rate = self.rate
+        if rate < 1.0 and random.random() >= rate:
+            return
+        wanted = (self.inputs is not None) + (self.outputs is not None)
+        queue = self.queue
+        if queue is not None and queue.length() + wanted > queue.capacity():
+            self.drops.add("the queue is full: the agent at " + self.target + " is not keeping up", wanted)
+            return
+        try:
+            from azureml.ai.monitoring.context import BasicCorrelationContext
+
+            context = BasicCorrelationContext(id=request_id)
+            if self.inputs is not None:
+                self.inputs.collect(input_frame(self.input_spec, decoded), context)
+            if self.outputs is not None:
+                self.outputs.collect(output_frame(self.output_spec, prediction), context)
+        except Exception as err:  # building a frame failed: a fault here, not in the request
+            self.drops.add(f"{type(err).__name__}: {err}", wanted)
+
+
+# ---------------------------------------------------------------------------------------------- what is collected
+
+
+def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
+    """One row per request row, the columns by input kind (docs/data-collection.md):
+
+    * named features (``spec.names``): one column per name, the values as the client sent them;
+    * a flat row of at most ``MAX_FEATURE_COLUMNS`` numbers without names: columns ``f0`` .. ``fN``;
+    * anything larger or shaped (an image as numbers, ``(channels, height, width)``): summary statistics of the
+      row's values as sent (``mean``, ``std``, ``min``, ``max``), and per channel means when there are several;
+    * what a row that was not numbers held (``decoded.item_facts``: an image's format, size and mode; a text's
+      length and token count), one column per fact; then the statistics above only for an image.
+    """
+    import pandas as pd
+
+    rows = len(decoded.batch)
+    columns: dict[str, Any] = {}
+    facts = decoded.item_facts
+    if facts:
+        names = list(dict.fromkeys(key for fact in facts for key in fact))
+        for name in names:
+            columns[name] = [_scalar(fact.get(name)) for fact in facts]
+    shape = spec.shape
+    if facts and len(shape) < 2:
+        return pd.DataFrame(columns, index=range(rows))  # a text's token ids: its facts describe it, not the ids
+    raw = sent_values(spec, decoded.batch)  # (rows, *shape) float64, as the client sent them
+    if spec.names:
+        for index, name in enumerate(spec.names):
+            columns[name] = raw[:, index]
+    elif len(shape) == 1 and shape[0] <= MAX_FEATURE_COLUMNS:
+        for index in range(shape[0]):
+            columns[f"f{index}"] = raw[:, index]
+    else:
+        flat = raw.reshape(rows, -1)
+        columns.update(mean=flat.mean(axis=1), std=flat.std(axis=1), min=flat.min(axis=1), max=flat.max(axis=1))
+        if len(shape) == 3 and shape[0] > 1:  # (channels, height, width): each channel's mean
+            per_channel = raw.reshape(rows, shape[0], -1).mean(axis=2)
+            for channel in range(shape[0]):
+                columns[f"c{channel}_mean"] = per_channel[:, channel]
+    return pd.DataFrame(columns, index=range(rows))
+
+
+def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
+    """One row per request row: classification ``label`` and ``score`` (its probability); multilabel ``labels``
+    (those at or over the threshold, joined by ``|``), and the top ``label`` and ``score``; regression one column
+    per output name."""
+    import pandas as pd
+
+    values = prediction.values
+    if spec.kind == "regression":
+        return pd.DataFrame({name: values[:, i].astype(np.float64) for i, name in enumerate(spec.names)})
+    best = values.argmax(axis=1)
+    labels = spec.labels
+    columns: dict[str, Any] = {
+        "label": [labels[i] for i in best.tolist()],
+        "score": np.take_along_axis(values, best[:, None], axis=1)[:, 0].astype(np.float64).round(7),
+    }
+    if spec.kind == "multilabel":
+        columns["labels"] = ["|".join(map(str, row)) for row in prediction.labels()]
+    return pd.DataFrame(columns)
+
+
+def sent_values(spec: InputSpec, batch: np.ndarray) -> np.ndarray:
+    """The model batch back in the units the client sent (the spec's ``subtract``/``divide`` undone), each value
+    rounded to the decimals that the float32 model input still holds for it, so that 5.1 sent through a standardised
+    input is collected as 5.1 and not 5.099998 (a value sent with more digits than float32 keeps loses those)."""
+    subtract, divide = spec._offsets
+    x = batch.astype(np.float64)
+    error = np.abs(x)  # bound of float32's rounding in raw units: |model value| * |divide| + |subtract|, times 2**-23
+    if divide is not None:
+        x = x * divide
+        error = error * np.abs(divide)
+    if subtract is not None:
+        x = x + subtract
+        error = error + np.abs(subtract)
+    error = (error + np.abs(x)) * 2.0**-23
+    decimals = np.clip(np.floor(-np.log10(np.maximum(4 * error, 1e-300))), 0, 15)
+    scale = 10.0**decimals
+    return np.round(x * scale) / scale
+
+
+def _scalar(value: Any) -> Any:
+    """A fact as one DataFrame cell: numbers and strings as they are, anything else as JSON text."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return json.dumps(value, default=str)
+
+
+# ---------------------------------------------------------------------------------------------- the SDK's parts
+
+
+def _collect_everything(config: Any) -> None:
+    """Set the Collector's own sampling to 100% (the template has sampled the request already), for both ways the
+    SDK is configured: the data_collector's file (per collection) and ``AZUREML_MDC_SAMPLE_RATE``."""
+    for settings in config.collections().values():
+        settings["sampleRatePercentage"] = 100
+    config._sample_rate_percentage = 100
+
+
+def _bounded_sender(host: str, port: int) -> Any:
+    """The SDK's ``MdcSender`` (same URL, headers and body: its ``send`` builds them) with its one post replaced:
+    over one kept-alive ``http.client`` connection instead of a new ``requests`` connection per payload, with
+    ``SEND_TIMEOUT_S``; after a failed post it pauses ``PAUSE_AFTER_FAILURE_S`` (the queue meanwhile fills and
+    ``DataCollection.collect`` drops before building anything). A failure is raised as the ``requests`` error the
+    SDK handles. Defined in a function so that this module imports without the SDK."""
+    import requests
+    from azureml.ai.monitoring.worker.sender import MdcSender
+
+    class BoundedSender(MdcSender):
+        def __init__(self) -> None:
+            super().__init__(host, port)
+            self.connection: http.client.HTTPConnection | None = None
+            self.failures = _Counter("data collection: sending to the agent failed", "time(s)")
+
+        def _post_request(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, str]:
+            body = payload.encode() if isinstance(payload, str) else payload
+            for attempt in (1, 2):  # a kept-alive connection the agent closed while idle: once more on a new one
+                reused = self.connection is not None
+                try:
+                    if self.connection is None:
+                        self.connection = http.client.HTTPConnection(host, port, timeout=SEND_TIMEOUT_S)
+                    self.connection.request("POST", self.path, body=body, headers=headers or {})
+                    reply = self.connection.getresponse()
+                    text = reply.read().decode("utf-8", "replace")
+                    if reply.will_close:
+                        self._close()
+                    break
+                except (OSError, http.client.HTTPException) as err:
+                    self._close()
+                    if reused and attempt == 1 and not isinstance(err, TimeoutError):
+                        continue
+                    self.failures.add(f"{type(err).__name__}: {err}; pausing {PAUSE_AFTER_FAILURE_S:g} s")
+                    time.sleep(PAUSE_AFTER_FAILURE_S)
+                    raise requests.exceptions.ConnectionError(f"{type(err).__name__}: {err}") from err
+            if not 200 <= reply.status < 300:
+                self.failures.add(f"the agent answered {reply.status}: {text[:200]}")
+            return reply.status, text
+
+        def _close(self) -> None:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+
+    return BoundedSender()
+
+
+class _Counter:
+    """Counts events of one kind and logs at most one warning per ``LOG_EVERY_S`` with the count since the last."""
+
+    def __init__(self, what: str, unit: str) -> None:
+        self.what, self.unit = what, unit
+        self.total = 0
+        self._unlogged = 0
+        self._next_log = 0.0
+        self._lock = threading.Lock()  # the sender thread and the request thread both count
+
+    def add(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self.total += count
+            self._unlogged += count
+            now = time.monotonic()
+            if now < self._next_log:
+                return
+            unlogged, self._unlogged, self._next_log = self._unlogged, 0, now + LOG_EVERY_S
+        logger.warning("%s %d %s (%d in all); latest: %s", self.what, unlogged, self.unit, self.total, reason)
+
+    def add_error(self, err: Exception) -> None:
+        """The Collectors' ``on_error``: a record the SDK dropped (a full queue, sampling off, a closed queue)."""
+        self.add(str(err))
+
+
+def _limit_logger(target: logging.Logger) -> None:
+    """Let at most one record per ``LOG_EVERY_S`` through ``target`` at WARNING and above (the SDK's own failed-send
+    lines, one per payload); INFO and below pass."""
+    if any(isinstance(f, _RateLimit) for f in target.filters):
+        return
+    target.addFilter(_RateLimit())
+
+
+class _RateLimit(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._next = 0.0
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        if now < self._next:
+            self._suppressed += 1
+            return False
+        if self._suppressed:
+            record.msg = f"{record.msg} ({self._suppressed} like it suppressed)"
+            self._suppressed = 0
+        self._next = now + LOG_EVERY_S
+        return True

@@ -1,0 +1,227 @@
+"""Model data collection (serving/collection.py): what a request's records hold, per input kind, and the real
+Collector under a real azmlinfsrv sending to a loopback receiver (harness/collector_receiver.py): on, off, sampled,
+with the receiver dead and with it stalled."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.client import request
+from harness.collector_receiver import CollectorReceiver
+from harness.server import InferenceServer, free_port
+from model_arch.digits_cnn import INPUT_SPEC as DIGITS_INPUT
+from model_arch.spec import InputSpec, OutputSpec
+from serving import codecs, collection
+from serving.codecs import JSON
+from serving.predictor import Prediction
+from serving.settings import Settings, SettingsError
+from tests.helpers import SAMPLE_LABELS, SAMPLE_REQUEST
+
+SAMPLE = json.loads(SAMPLE_REQUEST.read_text())["data"]  # two digits, 64 pixel values 0-16 each
+NAMES = (collection.INPUTS, collection.OUTPUTS)
+
+
+def decoded_rows(spec: InputSpec, rows: list, **extra):
+    """A request's rows through the real JSON codec: the model batch, as serving.http has it."""
+    decoded = codecs.decode(json.dumps({"data": rows}).encode(), JSON, spec, 1024)
+    return dataclasses.replace(decoded, **extra) if extra else decoded
+
+
+# ---------------------------------------------------------------------------------------------- what is collected
+
+
+def test_input_frame_named_features_are_the_values_the_client_sent() -> None:
+    spec = InputSpec(name="x", shape=(3,), names=("age", "height", "weight"), subtract=(40, 170, 70), divide=(9, 7, 3))
+    frame = collection.input_frame(spec, decoded_rows(spec, [[5.1, 180.25, 64.0], [77, 150, 101.5]]))
+
+    assert list(frame.columns) == ["age", "height", "weight"]
+    assert json.loads(frame.to_json(orient="records")) == [
+        {"age": 5.1, "height": 180.25, "weight": 64.0},
+        {"age": 77.0, "height": 150.0, "weight": 101.5},
+    ]
+
+
+def test_input_frame_unnamed_flat_rows_get_f_columns() -> None:
+    spec = InputSpec(name="x", shape=(4,))
+    frame = collection.input_frame(spec, decoded_rows(spec, [[1, 2, 3, 4]]))
+
+    assert frame.to_dict(orient="records") == [{"f0": 1.0, "f1": 2.0, "f2": 3.0, "f3": 4.0}]
+
+
+def test_input_frame_image_shaped_numbers_are_summarised_not_64_columns() -> None:
+    frame = collection.input_frame(DIGITS_INPUT, decoded_rows(DIGITS_INPUT, SAMPLE))
+
+    assert list(frame.columns) == ["mean", "std", "min", "max"]
+    pixels = np.asarray(SAMPLE, dtype=np.float64)
+    np.testing.assert_allclose(frame["mean"], pixels.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(frame["std"], pixels.std(axis=1), rtol=1e-6)
+    assert frame["min"].tolist() == pixels.min(axis=1).tolist() and frame["max"].tolist() == pixels.max(axis=1).tolist()
+
+
+def test_input_frame_images_add_their_facts_and_channel_means() -> None:
+    spec = InputSpec(name="image", shape=(3, 2, 2), divide=255.0)
+    rows = [[[[10, 10], [10, 10]], [[20, 20], [20, 20]], [[30, 30], [30, 30]]]]
+    facts = ({"format": "PNG", "width": 640, "height": 480, "mode": "RGBA", "exif": {"orientation": 6}},)
+    frame = collection.input_frame(spec, decoded_rows(spec, rows, item_facts=facts))
+
+    record = frame.to_dict(orient="records")[0]
+    assert {k: record[k] for k in ("format", "width", "height", "mode")} == {
+        "format": "PNG",
+        "width": 640,
+        "height": 480,
+        "mode": "RGBA",
+    }
+    assert json.loads(record["exif"]) == {"orientation": 6}  # a fact that is not a number or text: JSON text
+    assert (record["mean"], record["c0_mean"], record["c1_mean"], record["c2_mean"]) == (20.0, 10.0, 20.0, 30.0)
+
+
+def test_input_frame_texts_are_their_facts_not_their_token_ids() -> None:
+    spec = InputSpec(name="tokens", shape=(8,))
+    facts = ({"chars": 12, "tokens": 5, "truncated": False}, {"chars": 900, "tokens": 8, "truncated": True})
+    frame = collection.input_frame(spec, decoded_rows(spec, [[1] * 8, [2] * 8], item_facts=facts))
+
+    assert frame.to_dict(orient="records") == list(facts)
+
+
+@pytest.mark.parametrize(
+    ("output", "values", "expected"),
+    [
+        (
+            OutputSpec(kind="classification", labels=("cat", "dog", "fox")),
+            [[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]],
+            [{"label": "dog", "score": 0.7}, {"label": "cat", "score": 0.6}],
+        ),
+        (
+            OutputSpec(kind="multilabel", labels=("red", "round", "big"), threshold=0.5),
+            [[0.9, 0.6, 0.1]],
+            [{"label": "red", "score": 0.9, "labels": "red|round"}],
+        ),
+        (
+            OutputSpec(kind="regression", names=("weight", "waist")),
+            [[181.5, 35.25]],
+            [{"weight": 181.5, "waist": 35.25}],
+        ),
+    ],
+    ids=["classification", "multilabel", "regression"],
+)
+def test_output_frame_per_output_kind(output: OutputSpec, values: list, expected: list) -> None:
+    frame = collection.output_frame(output, Prediction(np.asarray(values, dtype=np.float32), output))
+
+    assert json.loads(frame.to_json(orient="records")) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [({"DATA_COLLECTION": "sometimes"}, "DATA_COLLECTION is 'sometimes'; expected one of 'auto', 'off'")],
+)
+def test_settings_refuse_an_unknown_data_collection_value(env: dict, fragment: str) -> None:
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.from_env(env)
+
+
+def test_collection_is_configured_only_by_the_deployment() -> None:
+    assert not collection.configured({})
+    assert not collection.configured({"AZUREML_MDC_ENABLED": "false", "AZUREML_MDC_PORT": "50011"})
+    assert collection.configured({"AZUREML_MDC_ENABLED": "True"})
+    assert collection.configured({"AZUREML_MDC_CONFIG_PATH": "/etc/mdc-config.json"})
+    assert Settings.from_env({}).data_collection and not Settings.from_env({"DATA_COLLECTION": "off"}).data_collection
+
+
+# ---------------------------------------------------------------------------------------------- on a real server
+
+
+def score(server: InferenceServer, rows: list, request_id: str):
+    body = json.dumps({"data": rows}).encode()
+    return request(server.url + "/score", body, method="POST", headers={"x-request-id": request_id}, timeout=30)
+
+
+@pytest.mark.server
+def test_each_scored_request_sends_one_input_and_one_output_record_with_its_request_id(azure_model_dir: Path) -> None:
+    with CollectorReceiver() as receiver, InferenceServer(azure_model_dir, env=receiver.env()) as server:
+        replies = {f"req-{n}": score(server, SAMPLE[: 1 + n % 2], f"req-{n}") for n in range(4)}
+        bad = request(server.url + "/score", b"{", method="POST", headers={"x-request-id": "bad-1"})
+        records = receiver.wait_for(2 * len(replies))
+        log = server.log()
+
+    assert "data collection on: model_inputs and model_outputs to 127.0.0.1:" in log
+    assert bad.status == 400
+    assert {r.correlation_id for r in records} == set(replies)  # the 400 is not collected
+    for request_id, reply in replies.items():
+        mine = {r.collection: r for r in records if r.correlation_id == request_id}
+        assert sorted(mine) == ["model_inputs", "model_outputs"]
+        answer = reply.json()
+        assert [row["label"] for row in mine["model_outputs"].rows] == answer["predictions"]
+        assert [row["score"] for row in mine["model_outputs"].rows] == pytest.approx(
+            [max(p) for p in answer["probabilities"]], abs=1e-6
+        )
+        sent = np.asarray(SAMPLE[: len(answer["predictions"])], dtype=np.float64)
+        assert [row["mean"] for row in mine["model_inputs"].rows] == pytest.approx(sent.mean(axis=1).tolist())
+        assert [row["max"] for row in mine["model_inputs"].rows] == sent.max(axis=1).tolist()
+        assert mine["model_inputs"].headers["ce-agent"].startswith("azureml-ai-monitoring/")
+    assert replies["req-1"].json()["predictions"] == SAMPLE_LABELS
+
+
+@pytest.mark.server
+def test_collection_off_sends_nothing(azure_model_dir: Path) -> None:
+    with CollectorReceiver() as receiver:
+        unset = {"AZUREML_MDC_HOST": "127.0.0.1", "AZUREML_MDC_PORT": str(receiver.port)}  # no AZUREML_MDC_ENABLED
+        for env in (unset, receiver.env(DATA_COLLECTION="off")):
+            with InferenceServer(azure_model_dir, env=env) as server:
+                assert [score(server, SAMPLE, f"off-{n}").status for n in range(3)] == [200] * 3
+                log = server.log()
+            assert "data collection off" in log
+        assert receiver.wait_for(1, timeout=1.0) == [] and receiver.posts == 0
+
+
+@pytest.mark.server
+def test_sampling_sends_both_records_of_a_sampled_request_and_nothing_of_the_others(azure_model_dir: Path) -> None:
+    requests = 40
+    with (
+        CollectorReceiver() as receiver,
+        InferenceServer(azure_model_dir, env=receiver.env(AZUREML_MDC_SAMPLE_RATE="50")) as server,
+    ):
+        assert all(score(server, SAMPLE[:1], f"s-{n}").status == 200 for n in range(requests))
+        records = receiver.wait_for(2 * requests, timeout=3.0)  # about half arrive: wait out the rest
+        log = server.log()
+
+    assert "50% of requests" in log
+    by_collection = {name: {r.correlation_id for r in records if r.collection == name} for name in NAMES}
+    assert by_collection["model_inputs"] == by_collection["model_outputs"]  # pairs, never one half of a request
+    assert 0 < len(by_collection["model_inputs"]) < requests  # 50%: all or none has odds of 2 in 2**40
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("agent", ["dead", "stalled"])
+def test_a_dead_or_stalled_receiver_changes_no_answer_and_no_status(azure_model_dir: Path, agent: str) -> None:
+    expected = {}
+    with InferenceServer(azure_model_dir) as server:  # collection off: the answers to compare with
+        for n in range(12):
+            reply = score(server, SAMPLE[: 1 + n % 2], f"x-{n}")
+            expected[n] = (reply.status, reply.json()["probabilities"])
+    receiver = CollectorReceiver(stall=True).start() if agent == "stalled" else None
+    port = receiver.port if receiver else free_port()  # dead: nothing listens there
+    env = {"AZUREML_MDC_ENABLED": "true", "AZUREML_MDC_HOST": "127.0.0.1", "AZUREML_MDC_PORT": str(port)}
+    env["AZUREML_MDC_QUEUE_CAPACITY"] = "4"  # the queue fills within the test: its drops are exercised too
+    try:
+        with InferenceServer(azure_model_dir, env=env) as server:
+            got = {}
+            for n in range(12):
+                reply = score(server, SAMPLE[: 1 + n % 2], f"x-{n}")
+                got[n] = (reply.status, reply.json()["probabilities"])
+            log = server.log()
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+    assert got == expected
+    assert "data collection dropped" in log and "the queue is full" in log
+    if agent == "stalled":
+        assert receiver.posts >= 1 and receiver.records == []  # it took a post, and never answered it
+    else:
+        assert "data collection: sending to the agent failed" in log
+    assert log.count("data collection dropped") == 1  # rate-limited: one line a minute, with its count
