@@ -30,11 +30,12 @@ What is collected per input kind is in ``docs/data-collection.md`` (``input_fram
 
 from __future__ import annotations
 
-import http.client
+import functools
 import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,7 +55,8 @@ logger = logging.getLogger(__name__)
 INPUTS, OUTPUTS = "model_inputs", "model_outputs"
 MAX_FEATURE_COLUMNS = 128  # a flat numeric row with more values than this is described by summary statistics
 SEND_TIMEOUT_S = 5.0  # one post to the agent; past it the payload is dropped and sending pauses
-PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post, the sender waits this long before the next (the queue drops)
+PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post, the sender waits this long before the next
+STALLED_AFTER_S = 1.0  # a post unanswered this long: the agent is stalled, records are dropped before being built
 LOG_EVERY_S = 60.0  # drops and send failures: at most one line per this many seconds, each with its count
 MDC_LOGGERS = ("mdc", "mdc.worker", "mdc.sender", "mdc.collector")
 
@@ -123,6 +125,7 @@ class DataCollection:
     input_spec: InputSpec
     output_spec: OutputSpec
     queue: Any = None
+    sender: Any = None
     target: str = ""
     drops: _Counter = field(default_factory=lambda: _Counter("data collection dropped", "record(s)"))
 
@@ -154,7 +157,7 @@ class DataCollection:
         collection.queue = get_queue()
         worker = get_worker()
         if worker is not None and not config.local_capture():
-            worker._sender = _bounded_sender(config.host(), config.port())  # the same posts, bounded (module docstring)
+            collection.sender = worker._sender = _bounded_sender(config.host(), config.port())  # bounded posts (above)
         collection.target = "local capture (the log)" if config.local_capture() else f"{config.host()}:{config.port()}"
         for name in MDC_LOGGERS:  # the SDK logs each failed send; once a minute is enough
             _limit_logger(logging.getLogger(name))
@@ -182,6 +185,10 @@ class DataCollection:
         if queue is not None and queue.length() + wanted > queue.capacity():
             self.drops.add("the queue is full: the agent at " + self.target + " is not keeping up", wanted)
             return
+        unavailable = self.sender.unavailable() if self.sender is not None else None
+        if unavailable:
+            self.drops.add(unavailable, wanted)
+            return
         try:
             from azureml.ai.monitoring.context import BasicCorrelationContext
 
@@ -207,8 +214,6 @@ def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
     * what a row that was not numbers held (``decoded.item_facts``: an image's format, size and mode; a text's
       length and token count), one column per fact; then the statistics above only for an image.
     """
-    import pandas as pd
-
     rows = len(decoded.batch)
     columns: dict[str, Any] = {}
     facts = decoded.item_facts
@@ -218,7 +223,7 @@ def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
             columns[name] = [_scalar(fact.get(name)) for fact in facts]
     shape = spec.shape
     if facts and len(shape) < 2:
-        return pd.DataFrame(columns, index=range(rows))  # a text's token ids: its facts describe it, not the ids
+        return frame(columns, rows)  # a text's token ids: its facts describe it, not the ids
     raw = sent_values(spec, decoded.batch)  # (rows, *shape) float64, as the client sent them
     if spec.names:
         for index, name in enumerate(spec.names):
@@ -233,18 +238,16 @@ def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
             per_channel = raw.reshape(rows, shape[0], -1).mean(axis=2)
             for channel in range(shape[0]):
                 columns[f"c{channel}_mean"] = per_channel[:, channel]
-    return pd.DataFrame(columns, index=range(rows))
+    return frame(columns, rows)
 
 
 def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
     """One row per request row: classification ``label`` and ``score`` (its probability); multilabel ``labels``
     (those at or over the threshold, joined by ``|``), and the top ``label`` and ``score``; regression one column
     per output name."""
-    import pandas as pd
-
     values = prediction.values
     if spec.kind == "regression":
-        return pd.DataFrame({name: values[:, i].astype(np.float64) for i, name in enumerate(spec.names)})
+        return frame({name: values[:, i] for i, name in enumerate(spec.names)}, len(values))
     best = values.argmax(axis=1)
     labels = spec.labels
     columns: dict[str, Any] = {
@@ -253,7 +256,21 @@ def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
     }
     if spec.kind == "multilabel":
         columns["labels"] = ["|".join(map(str, row)) for row in prediction.labels()]
-    return pd.DataFrame(columns)
+    return frame(columns, len(values))
+
+
+def frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
+    """A DataFrame of ``columns`` (name -> one value per row), built the cheap way (one 2-D array), that serialises
+    itself for the Collector without pandas' ``to_json`` (``_CollectedFrame``)."""
+    names = list(columns)
+    lists = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in columns.values()]
+    numeric = all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in columns.values())
+    values = np.empty((rows, len(names)), dtype=np.float64 if numeric else object)
+    for index, column in enumerate(lists):
+        values[:, index] = column
+    collected = _frame_class()(values, columns=_column_index(tuple(names)), copy=False)
+    collected._collected = (names, lists)
+    return collected
 
 
 def sent_values(spec: InputSpec, batch: np.ndarray) -> np.ndarray:
@@ -284,6 +301,52 @@ def _scalar(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The columns' Index, made once per set of names (pandas shares Indexes between frames; making one costs more
+    than the rest of a one-row frame)."""
+    import pandas as pd
+
+    return pd.Index(names, dtype=object)
+
+
+_FRAME_CLASS: type | None = None
+
+
+def _frame_class() -> type:
+    """``_CollectedFrame``: a DataFrame that remembers the plain lists it was built from and turns them into the
+    Collector's JSON records itself. The SDK calls ``to_json(orient="records")`` on every payload (in its sending
+    thread), and pandas' own costs more than building and sending the record together (docs/data-collection.md,
+    "Cost"); the JSON is the same records. It reports itself as ``pandas.DataFrame``, the type the SDK names in the
+    ``ce-collect-data-type`` header, which it is. Made on first use, so that this module imports without pandas."""
+    global _FRAME_CLASS
+    if _FRAME_CLASS is None:
+        import pandas as pd
+
+        class _CollectedFrame(pd.DataFrame):
+            _metadata = ["_collected"]  # noqa: RUF012  (pandas' own convention for subclass attributes)
+
+            @property
+            def _constructor(self) -> type:
+                return pd.DataFrame  # what pandas operations on it make: plain frames, without the lists
+
+            def to_json(self, path_or_buf: Any = None, *args: Any, **kwargs: Any) -> Any:
+                collected = getattr(self, "_collected", None)
+                if collected is not None and path_or_buf is None and not args and kwargs == {"orient": "records"}:
+                    names, lists = collected
+                    try:  # NaN or infinity (a model's fault): pandas' own, which writes null
+                        return json.dumps(
+                            [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)], allow_nan=False
+                        )
+                    except (TypeError, ValueError):
+                        pass
+                return super().to_json(path_or_buf, *args, **kwargs)
+
+        _CollectedFrame.__module__, _CollectedFrame.__qualname__ = "pandas", "DataFrame"
+        _FRAME_CLASS = _CollectedFrame
+    return _FRAME_CLASS
+
+
 # ---------------------------------------------------------------------------------------------- the SDK's parts
 
 
@@ -297,7 +360,7 @@ def _collect_everything(config: Any) -> None:
 
 def _bounded_sender(host: str, port: int) -> Any:
     """The SDK's ``MdcSender`` (same URL, headers and body: its ``send`` builds them) with its one post replaced:
-    over one kept-alive ``http.client`` connection instead of a new ``requests`` connection per payload, with
+    over one kept-alive ``AgentConnection`` instead of a new ``requests`` connection per payload, with
     ``SEND_TIMEOUT_S``; after a failed post it pauses ``PAUSE_AFTER_FAILURE_S`` (the queue meanwhile fills and
     ``DataCollection.collect`` drops before building anything). A failure is raised as the ``requests`` error the
     SDK handles. Defined in a function so that this module imports without the SDK."""
@@ -307,39 +370,140 @@ def _bounded_sender(host: str, port: int) -> Any:
     class BoundedSender(MdcSender):
         def __init__(self) -> None:
             super().__init__(host, port)
-            self.connection: http.client.HTTPConnection | None = None
+            self.connection = AgentConnection(host, port, SEND_TIMEOUT_S)
             self.failures = _Counter("data collection: sending to the agent failed", "time(s)")
+            self.posting_since: float | None = None  # time.monotonic() when the post under way began
+            self.paused_until = 0.0
+
+        def unavailable(self) -> str | None:
+            """Why records should be dropped now without being built, or None: sending is paused after a failure,
+            or a post has waited more than ``STALLED_AFTER_S`` for the agent's answer."""
+            now, since = time.monotonic(), self.posting_since
+            if now < self.paused_until:
+                return "sending is paused after a failed post to the agent at " + f"{host}:{port}"
+            if since is not None and now - since > STALLED_AFTER_S:
+                return f"the agent at {host}:{port} has not answered a post for {now - since:.1f} s"
+            return None
 
         def _post_request(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, str]:
+            self.posting_since = time.monotonic()
+            try:
+                return self._post(payload, headers)
+            finally:
+                self.posting_since = None
+
+        def _post(self, payload: Any, headers: dict[str, str] | None) -> tuple[int, str]:
             body = payload.encode() if isinstance(payload, str) else payload
             for attempt in (1, 2):  # a kept-alive connection the agent closed while idle: once more on a new one
-                reused = self.connection is not None
+                reused = self.connection.open
                 try:
-                    if self.connection is None:
-                        self.connection = http.client.HTTPConnection(host, port, timeout=SEND_TIMEOUT_S)
-                    self.connection.request("POST", self.path, body=body, headers=headers or {})
-                    reply = self.connection.getresponse()
-                    text = reply.read().decode("utf-8", "replace")
-                    if reply.will_close:
-                        self._close()
+                    status, answer = self.connection.post(self.path, headers or {}, body)
                     break
-                except (OSError, http.client.HTTPException) as err:
-                    self._close()
+                except (OSError, ValueError) as err:
+                    self.connection.close()
                     if reused and attempt == 1 and not isinstance(err, TimeoutError):
                         continue
                     self.failures.add(f"{type(err).__name__}: {err}; pausing {PAUSE_AFTER_FAILURE_S:g} s")
+                    self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_S
+                    self.posting_since = None
                     time.sleep(PAUSE_AFTER_FAILURE_S)
                     raise requests.exceptions.ConnectionError(f"{type(err).__name__}: {err}") from err
-            if not 200 <= reply.status < 300:
-                self.failures.add(f"the agent answered {reply.status}: {text[:200]}")
-            return reply.status, text
-
-        def _close(self) -> None:
-            if self.connection is not None:
-                self.connection.close()
-                self.connection = None
+            text = answer.decode("utf-8", "replace")
+            if not 200 <= status < 300:
+                self.failures.add(f"the agent answered {status}: {text[:200]}")
+            return status, text
 
     return BoundedSender()
+
+
+class AgentConnection:
+    """One kept-alive HTTP/1.1 connection to the agent: each post is one write (headers and body together, with
+    TCP_NODELAY), its answer read by Content-Length, chunks, or to the connection's end. A fraction of what
+    ``requests`` or ``http.client`` spend per post (docs/data-collection.md, "Cost"), and they would be spent on every
+    collected record, in the scoring worker.
+
+    Raises (from ``post``): OSError (refused, reset, ``TimeoutError``), ValueError (an answer that is not HTTP).
+    """
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._socket: socket.socket | None = None
+        self._buffer = b""
+
+    @property
+    def open(self) -> bool:
+        return self._socket is not None
+
+    def post(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        """POST ``body`` to ``path``; returns the answer's status and body."""
+        if self._socket is None:
+            self._socket = socket.create_connection((self.host, self.port), self.timeout)
+            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._buffer = b""
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "content-length")
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
+        self._socket.sendall(head.encode("latin-1") + body)
+        status_line, fields = self._read_head()
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise ValueError(f"the agent's answer does not start like HTTP: {status_line[:80]!r}")
+        keep = parts[0] == b"HTTP/1.1" and fields.get(b"connection", b"").lower() != b"close"
+        if b"chunked" in fields.get(b"transfer-encoding", b"").lower():
+            answer = self._read_chunks()
+        elif b"content-length" in fields:
+            answer = self._read_exactly(int(fields[b"content-length"]))
+        else:
+            answer, keep = self._read_to_end(), False
+        if not keep:
+            self.close()
+        return int(parts[1]), answer
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        self._buffer = b""
+
+    def _fill(self) -> None:
+        data = self._socket.recv(65536)
+        if not data:
+            raise ConnectionResetError("the agent closed the connection before it answered")
+        self._buffer += data
+
+    def _read_line(self, end: bytes = b"\r\n") -> bytes:
+        while (at := self._buffer.find(end)) < 0:
+            self._fill()
+        line, self._buffer = self._buffer[:at], self._buffer[at + len(end) :]
+        return line
+
+    def _read_head(self) -> tuple[bytes, dict[bytes, bytes]]:
+        status_line, *lines = self._read_line(b"\r\n\r\n").split(b"\r\n")
+        fields = {}
+        for line in lines:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip()
+        return status_line, fields
+
+    def _read_exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._fill()
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def _read_chunks(self) -> bytes:
+        pieces = []
+        while size := int(self._read_line().split(b";", 1)[0] or b"0", 16):
+            pieces.append(self._read_exactly(size))
+            self._read_line()  # the chunk's closing CRLF
+        while self._read_line():  # trailers, up to the empty line
+            pass
+        return b"".join(pieces)
+
+    def _read_to_end(self) -> bytes:
+        while data := self._socket.recv(65536):
+            self._buffer += data
+        data, self._buffer = self._buffer, b""
+        return data
 
 
 class _Counter:
