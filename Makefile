@@ -44,9 +44,9 @@ smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running serv
 loadtest: model ## Drive a fresh 2-worker server with 16 clients, check every answer (bounded: 4000 requests, 60 s)
 	$(BIN)/python -m harness.loadtest --model $(DEMO_MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60
 
-bench: model ## Benchmark the template against the server's ceiling and the sample-style script (a few minutes)
+bench: model ## Benchmark the template against the server's ceiling and the sample-style script (a few minutes; ONLY=collection: data collection's rows)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "wrk not installed: falling back to a slower Python load generator"
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(if $(ONLY),--only $(ONLY))
 
 doctor: $(VENV)/.installed ## Explain whether and how a model folder loads: make doctor MODEL_DIR=path (default build/model)
 	$(BIN)/python -m serving.doctor $(SERVED)

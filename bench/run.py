@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import collection as collection_bench
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
@@ -274,14 +275,13 @@ def prepare_model_dirs(model_folder: Path, root: Path) -> dict[str, Path]:
     return {"noop": noop, "sample": sample, "template": template, "template-torch": template}
 
 
-def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool) -> Results:
+def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool, only: str = "all") -> Results:
     generator = run_wrk if shutil.which("wrk") else run_python
     results = Results("wrk" if generator is run_wrk else "python threads (wrk not installed)", seconds)
     out.mkdir(parents=True, exist_ok=True)
     payloads = write_payloads(out)
     model_dirs = prepare_model_dirs(model_folder, out / "models")
     print(f"load generator: {results.generator}; {seconds:g} s per run", flush=True)
-    results.floor_ms = forward_floor(model_folder)
 
     def measure(server: InferenceServer, name: str, workers: int, payload: str, clients: int, repeat: int = 0):
         body, content_type, rows = payloads[payload]
@@ -299,6 +299,10 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
         cpu_text = "-" if cpu_ms is None else f"{cpu_ms:.3f}"
         print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}  worker CPU {cpu_text} ms/req", flush=True)
 
+    if only == "collection":  # make bench ONLY=collection: the data collection rows alone (bench/collection.py)
+        collection_bench.benchmark(model_dirs["template"], repeats, measure)
+        return results
+    results.floor_ms = forward_floor(model_folder)
     # Two workers: every server up at once (idle ones cost nothing), each started alone for its cold start. The
     # key comparison then runs round-robin, so a machine that slows down for a while slows every server alike.
     with contextlib.ExitStack() as stack:
@@ -332,6 +336,8 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
             for clients in (1, 8):
                 for name, server in singles.items():
                     measure(server, name, 1, "1 row", clients)
+    if not quick:  # data collection on against off (bench/collection.py)
+        collection_bench.benchmark(model_dirs["template"], repeats, measure)
     return results
 
 
@@ -458,7 +464,8 @@ def markdown(results: Results) -> str:
             + ", ".join(f"{server} {value:.3f}" for server, value in cpu.items())
             + f"; the template spends {cpu['template'] - cpu['noop']:.3f} ms more than the do-nothing script"
         )
-    lines += ["", "## In process, cold start, memory", ""]
+    lines += ["", *collection_bench.section(results.runs)]
+    lines += ["## In process, cold start, memory", ""]
     lines += ["- Forward pass and decoding in process (median ms, one thread): "]
     lines[-1] += ", ".join(f"{k} {v}" for k, v in results.floor_ms.items())
     lines += ["- Cold start (s, 2 workers): " + "; ".join(f"{k}: {v}" for k, v in results.cold_start_s.items())]
@@ -579,12 +586,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3, help="per load run (whole seconds, as wrk takes them)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the key comparison")
     parser.add_argument("--quick", action="store_true", help="a tiny version: 2 workers only, fewer loads")
+    parser.add_argument("--only", choices=("all", "collection"), default="all", help="collection: its rows alone")
     parser.add_argument(
         "--docs", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="the page to write ('' for none)"
     )
     args = parser.parse_args(argv)
 
-    results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
+    results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick, args.only)
+    if args.only == "collection":  # its section alone, spliced into the page the last full run wrote
+        section = collection_bench.section(results.runs)
+        (args.out / "collection.md").write_text("\n".join(section))
+        if str(args.docs) not in ("", ".") and args.docs.exists():
+            args.docs.write_text(collection_bench.splice(args.docs.read_text(), section))
+        print("\n".join(section))
+        return 0
     report = markdown(results)
     (args.out / "results.json").write_text(json.dumps({**asdict(results), "ratios": ratios(results)}, indent=2) + "\n")
     (args.out / "results.md").write_text(report)
