@@ -35,8 +35,8 @@ model: $(DEMO_MODEL)/manifest.json ## Train the demo digits CNN and write the mo
 $(DEMO_MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py model_folder/*.py training/*.py
 	$(BIN)/python -m training.train --output-dir $(DEMO_MODEL)
 
-serve: $(VENV)/.installed $(if $(MODEL_DIR),,model) ## Serve the demo, or MODEL_DIR=your folder (never trained into), on the real azmlinfsrv at 127.0.0.1:PORT
-	$(BIN)/python -m harness.server --model $(SERVED) --port $(PORT) --workers $(WORKERS) $(if $(MODEL_DIR),,--name digits-cnn)
+serve: $(VENV)/.installed $(if $(MODEL_DIR),,model) ## Serve the demo, or MODEL_DIR=your folder (never trained into), on the real azmlinfsrv at 127.0.0.1:PORT (COLLECT=1: data collection to a local receiver)
+	$(BIN)/python -m harness.server --model $(SERVED) --port $(PORT) --workers $(WORKERS) $(if $(MODEL_DIR),,--name digits-cnn) $(if $(COLLECT),--collect)
 
 smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running server and print the answer
 	$(BIN)/python -m harness.smoke --url http://127.0.0.1:$(PORT)/score
