@@ -302,3 +302,33 @@ def test_a_dead_or_stalled_receiver_changes_no_answer_and_no_status(azure_model_
     else:
         assert "data collection: sending to the agent failed" in log
     assert log.count("data collection dropped") == 1  # rate-limited: one line a minute, with its count
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_an_image_request_sends_its_facts_and_pixel_statistics_not_the_picture(tmp_path: Path) -> None:
+    from harness.layout import lay_out_like_azure
+    from training.data import SHAPES, shapes_images
+    from training.train import train_shapes
+
+    folder = tmp_path / "shapes"
+    train_shapes(folder)  # the RGB 32×32 shapes example, trained in seconds from drawn pictures
+    model_dir = lay_out_like_azure(folder, tmp_path / "azureml-models", "shapes-cnn")
+    pngs, _ = shapes_images(2, seed=3)
+    with CollectorReceiver() as receiver, InferenceServer(model_dir, env=receiver.env()) as server:
+        headers = {"x-request-id": "picture-1"}
+        reply = request(server.url + "/score", pngs[0], method="POST", content_type="image/png", headers=headers)
+        records = {r.collection: r for r in receiver.wait_for(2)}
+
+    assert reply.status == 200
+    (inputs,), (outputs,) = records["model_inputs"].rows, records["model_outputs"].rows
+    assert records["model_inputs"].correlation_id == records["model_outputs"].correlation_id == "picture-1"
+    assert {k: inputs[k] for k in ("format", "width", "height", "mode")} == {
+        "format": "PNG",
+        "width": 64,
+        "height": 64,
+        "mode": "RGB",
+    }
+    assert {"mean", "std", "min", "max", "c0_mean", "c1_mean", "c2_mean"} <= set(inputs)
+    assert len(inputs) < 20  # facts and statistics, not 3×32×32 pixels
+    assert outputs["label"] == reply.json()["predictions"][0] and outputs["label"] in SHAPES
