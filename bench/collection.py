@@ -17,6 +17,8 @@ at 100% and at 10% over off (targets: at most 1.25 and 1.05), and requests/s wit
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,10 +30,11 @@ from harness.server import InferenceServer
 OFF, ALL, TENTH, STALLED = "collect-off", "collect-100", "collect-10", "collect-stalled"
 SERVERS = (OFF, ALL, TENTH, STALLED)
 TARGETS = (  # (text, server, measure, goal, compare): the ratio server/off of measure, met when compare(ratio, goal)
-    ("worker CPU per request, collecting every request: {:.2f}x off (target <= 1.25x)", ALL, "cpu", 1.25, "<="),
-    ("worker CPU per request, collecting 10%: {:.2f}x off (target <= 1.05x)", TENTH, "cpu", 1.05, "<="),
-    ("requests/s with the receiver stalled: {:.2f}x off (target >= 0.90x)", STALLED, "rate", 0.90, ">="),
+    ("worker CPU per request, collecting every request: {:.3f}x off (target <= 1.25x)", ALL, "cpu", 1.25, "<="),
+    ("worker CPU per request, collecting 10%: {:.3f}x off (target <= 1.05x)", TENTH, "cpu", 1.05, "<="),
+    ("requests/s with the receiver stalled: {:.3f}x off (target >= 0.90x)", STALLED, "rate", 0.90, ">="),
 )
+CONDITIONS: list[str] = []  # when, and how busy the machine was, for the report
 
 
 def benchmark(model_dir: Path, repeats: int, measure: Callable[..., None]) -> None:
@@ -39,6 +42,7 @@ def benchmark(model_dir: Path, repeats: int, measure: Callable[..., None]) -> No
 
     ``measure(server, name, workers, payload, clients, repeat)`` is ``bench.run``'s: it runs one load and records
     it in the results."""
+    CONDITIONS[:] = [time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), f"{os.getloadavg()[0]:.1f}"]
     with contextlib.ExitStack() as stack:
         live = stack.enter_context(CollectorReceiver(keep=False))
         stalled = stack.enter_context(CollectorReceiver(stall=True))
@@ -57,6 +61,7 @@ def benchmark(model_dir: Path, repeats: int, measure: Callable[..., None]) -> No
             for name in SERVERS[turn:] + SERVERS[:turn]:
                 measure(servers[name], name, 2, "1 row", 8, repeat)
         print(f"  receiver: {live.posts} records received; stalled receiver: {stalled.posts} posts held", flush=True)
+    CONDITIONS.append(f"{os.getloadavg()[0]:.1f}")
 
 
 def paired(runs: list, server: str, measure: str) -> list[float]:
@@ -78,7 +83,11 @@ def section(runs: list) -> list[str]:
     """The report's "Data collection" lines: the targets met or not, then every round's ratios and figures."""
     if not any(r.server in SERVERS for r in runs):
         return []
-    lines = ["## Data collection", "", "Ratios within each round, median over the rounds (`bench/collection.py`).", ""]
+    lines = ["## Data collection", "", "Ratios within each round, median over the rounds (`bench/collection.py`)."]
+    if len(CONDITIONS) == 3:
+        when, before, after = CONDITIONS
+        lines[-1] += f" Run {when}; the machine's 1-minute load average was {before} before and {after} after."
+    lines.append("")
     for text, server, measure, goal, compare in TARGETS:
         ratios = paired(runs, server, measure)
         if not ratios:

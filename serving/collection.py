@@ -55,8 +55,9 @@ logger = logging.getLogger(__name__)
 INPUTS, OUTPUTS = "model_inputs", "model_outputs"
 MAX_FEATURE_COLUMNS = 128  # a flat numeric row with more values than this is described by summary statistics
 SEND_TIMEOUT_S = 5.0  # one post to the agent; past it the payload is dropped and sending pauses
-PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post, the sender waits this long before the next
-STALLED_AFTER_S = 1.0  # a post unanswered this long: the agent is stalled, records are dropped before being built
+PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post the sender waits this long, doubled per failure in a row...
+LONGEST_PAUSE_S = 60.0  # ...up to this; a post that succeeds resets it
+STALLED_AFTER_S = 0.5  # a post unanswered this long (an agent answers in milliseconds): records are dropped unbuilt
 LOG_EVERY_S = 60.0  # drops and send failures: at most one line per this many seconds, each with its count
 MDC_LOGGERS = ("mdc", "mdc.worker", "mdc.sender", "mdc.collector")
 
@@ -252,7 +253,7 @@ def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
     labels = spec.labels
     columns: dict[str, Any] = {
         "label": [labels[i] for i in best.tolist()],
-        "score": np.take_along_axis(values, best[:, None], axis=1)[:, 0].astype(np.float64).round(7),
+        "score": values.max(axis=1).astype(np.float64).round(7),  # the probability of the label at argmax
     }
     if spec.kind == "multilabel":
         columns["labels"] = ["|".join(map(str, row)) for row in prediction.labels()]
@@ -361,7 +362,8 @@ def _collect_everything(config: Any) -> None:
 def _bounded_sender(host: str, port: int) -> Any:
     """The SDK's ``MdcSender`` (same URL, headers and body: its ``send`` builds them) with its one post replaced:
     over one kept-alive ``AgentConnection`` instead of a new ``requests`` connection per payload, with
-    ``SEND_TIMEOUT_S``; after a failed post it pauses ``PAUSE_AFTER_FAILURE_S`` (the queue meanwhile fills and
+    ``SEND_TIMEOUT_S``; after a failed post it pauses ``PAUSE_AFTER_FAILURE_S``, doubled per failure in a row up to
+    ``LONGEST_PAUSE_S`` (the queue meanwhile fills and
     ``DataCollection.collect`` drops before building anything). A failure is raised as the ``requests`` error the
     SDK handles. Defined in a function so that this module imports without the SDK."""
     import requests
@@ -374,6 +376,7 @@ def _bounded_sender(host: str, port: int) -> Any:
             self.failures = _Counter("data collection: sending to the agent failed", "time(s)")
             self.posting_since: float | None = None  # time.monotonic() when the post under way began
             self.paused_until = 0.0
+            self.pause = PAUSE_AFTER_FAILURE_S
 
         def unavailable(self) -> str | None:
             """Why records should be dropped now without being built, or None: sending is paused after a failure,
@@ -403,11 +406,13 @@ def _bounded_sender(host: str, port: int) -> Any:
                     self.connection.close()
                     if reused and attempt == 1 and not isinstance(err, TimeoutError):
                         continue
-                    self.failures.add(f"{type(err).__name__}: {err}; pausing {PAUSE_AFTER_FAILURE_S:g} s")
-                    self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_S
+                    pause, self.pause = self.pause, min(self.pause * 2, LONGEST_PAUSE_S)
+                    self.failures.add(f"{type(err).__name__}: {err}; pausing {pause:g} s")
+                    self.paused_until = time.monotonic() + pause
                     self.posting_since = None
-                    time.sleep(PAUSE_AFTER_FAILURE_S)
+                    time.sleep(pause)
                     raise requests.exceptions.ConnectionError(f"{type(err).__name__}: {err}") from err
+            self.pause = PAUSE_AFTER_FAILURE_S  # the agent answered: the next failure pauses briefly again
             text = answer.decode("utf-8", "replace")
             if not 200 <= status < 300:
                 self.failures.add(f"the agent answered {status}: {text[:200]}")
