@@ -116,7 +116,7 @@ def splice(page: str, lines: list[str]) -> str:
     start = page.find("## Data collection\n")
     if start >= 0:
         end = page.find("\n## ", start + 1)
-        return page[:start] + text + (page[end + 1 :] if end >= 0 else "")
+        return page[:start] + text + ("\n" + page[end + 1 :] if end >= 0 else "")
     anchor = page.find("## Every run\n")
     if anchor < 0:
         return page.rstrip("\n") + "\n\n" + text

@@ -332,3 +332,18 @@ def test_an_image_request_sends_its_facts_and_pixel_statistics_not_the_picture(t
     assert {"mean", "std", "min", "max", "c0_mean", "c1_mean", "c2_mean"} <= set(inputs)
     assert len(inputs) < 20  # facts and statistics, not 3×32×32 pixels
     assert outputs["label"] == reply.json()["predictions"][0] and outputs["label"] in SHAPES
+
+
+@pytest.mark.parametrize("name", ["blue", "green"])
+def test_the_deployments_collect_inputs_and_outputs_of_a_share_of_requests(name: str) -> None:
+    from azure.ai.ml import load_online_deployment
+
+    from tests.helpers import REPO_ROOT
+
+    collector = load_online_deployment(REPO_ROOT / "deploy" / f"{name}-deployment.yml").data_collector
+
+    assert {key: c.enabled for key, c in collector.collections.items()} == {
+        "model_inputs": "true",
+        "model_outputs": "true",
+    }
+    assert 0 < collector.sampling_rate <= 1
