@@ -11,17 +11,20 @@ How the Collector sends (azureml-ai-monitoring 1.0.0, read in its source): ``col
 into a payload and puts it on an in-memory queue (``AZUREML_MDC_QUEUE_CAPACITY``, 1,500); one background thread
 per worker process posts each payload as JSON records to the instance's agent at
 ``http://AZUREML_MDC_HOST:AZUREML_MDC_PORT/modeldata/log`` (127.0.0.1:50011), the request id in the
-``ce-x-request-id`` header. Four things in it would hurt a request path, and this module works around each:
+``ce-x-request-id`` header. Five things in it would hurt a request path, and this module works around each:
 
 * It samples each collection on its own, so at 10% a request's inputs and outputs would both arrive only 1% of the
   time. The template reads the deployment's rate once, samples **per request** (a sampled request sends both
   records; one not sampled builds nothing), and sets the Collector's own rate to 100%.
 * It posts with ``requests`` without a timeout, a new connection per payload: an agent that accepts and never
   answers would stop its thread for good, and each post costs the worker CPU. The template's sender
-  (``_bounded_sender``) posts the same headers and body over one kept-alive connection with a timeout, and after a
-  failure pauses sending for a while (the queue then fills and records are dropped cheaply, below).
-* A full queue drops the record only after the DataFrame was built and serialised. The template looks at the queue
-  first, and a full one drops the request's records before anything is built.
+  (``_bounded_sender``, ``AgentConnection``) posts the same headers and body over one kept-alive connection with a
+  timeout, and after a failure pauses sending for a while.
+* A full queue drops the record only after the DataFrame was built and serialised. The template looks first (at
+  the queue, at a paused sender, at a post unanswered for ``STALLED_AFTER_S``), and drops the request's records
+  before anything is built.
+* pandas' ``to_json``, which the SDK calls on every record, costs more than building and sending it; the frames
+  the template builds serialise the same records themselves (``frame``).
 * Its default ``on_error`` raises, and it logs every failed send. The template's ``on_error`` counts the drop, and
   drops and send failures are logged at most once a minute each, with counts.
 
