@@ -44,7 +44,7 @@ smoke: $(VENV)/.installed ## POST the deploy/ sample that fits the running model
 loadtest: model ## Drive a fresh 2-worker server with 16 clients, check every answer (bounded: 4000 requests, 60 s)
 	$(BIN)/python -m harness.loadtest --model $(DEMO_MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60
 
-bench: model ## Benchmark the template against the server's ceiling and the sample-style script (a few minutes; ONLY=collection: data collection's rows)
+bench: model ## Benchmark the template against the server's ceiling and the sample-style script (a few minutes; ONLY=images or ONLY=collection: those rows alone)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "wrk not installed: falling back to a slower Python load generator"
 	$(BIN)/python -m bench.run $(if $(ONLY),--only $(ONLY))
 

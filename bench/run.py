@@ -9,7 +9,8 @@ In one run, back to back on the same machine, real ``azmlinfsrv`` servers on loo
 (c') ``score.py`` with ``MODEL_RUNTIME=torch``: what a folder without an export (any torch.save file) gets.
 
 Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per request as JSON and as .npy
-(the .npy load also asks for a .npy answer).
+(the .npy load also asks for a .npy answer). Then the image rows (``bench/images.py``): the shapes example against
+an image script in the samples' style, JPEGs one and sixteen per request.
 Every load run also reports the workers' CPU per request (their processes' user and system time over the
 requests answered): what sizes an endpoint's instances, and where a gap in requests/s comes from.
 Also the model's in-process forward time (the floor), cold start (launch to the first 200, and to every worker
@@ -39,6 +40,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,7 @@ import numpy as np
 import torch
 
 from bench import collection as collection_bench
+from bench import images as image_bench
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
@@ -91,6 +94,7 @@ class Results:
     floor_ms: dict[str, float] = field(default_factory=dict)
     cold_start_s: dict[str, dict[str, float]] = field(default_factory=dict)
     memory_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+    images: dict = field(default_factory=dict)  # bench/images.py's rows, targets and decode share
 
 
 # ---------------------------------------------------------------------------------------------- payloads
@@ -275,9 +279,16 @@ def prepare_model_dirs(model_folder: Path, root: Path) -> dict[str, Path]:
     return {"noop": noop, "sample": sample, "template": template, "template-torch": template}
 
 
+def load_generator() -> tuple[Callable, str]:
+    """wrk when installed, else the threaded Python client; and its name for the report."""
+    if shutil.which("wrk"):
+        return run_wrk, "wrk"
+    return run_python, "python threads (wrk not installed)"
+
+
 def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool, only: str = "all") -> Results:
-    generator = run_wrk if shutil.which("wrk") else run_python
-    results = Results("wrk" if generator is run_wrk else "python threads (wrk not installed)", seconds)
+    generator, generator_name = load_generator()
+    results = Results(generator_name, seconds)
     out.mkdir(parents=True, exist_ok=True)
     payloads = write_payloads(out)
     model_dirs = prepare_model_dirs(model_folder, out / "models")
@@ -445,8 +456,13 @@ def targets(results: Results) -> list[str]:
 
 def markdown(results: Results) -> str:
     """The report: ratios first, then the figures they come from, then every run."""
-    columns = list(ratios(results)[0]) if results.runs else []
-    lines = [f"Load generator: {results.generator}; {results.seconds_per_run:g} s per run; loopback.", ""]
+    lines = [f"Load generator: {results.generator}; {results.seconds_per_run:g} s per run; loopback."]
+    if results.images:
+        lines += image_bench.markdown(results.images)
+    if not results.runs:
+        return "\n".join(lines) + "\n"
+    columns = list(ratios(results)[0])
+    lines += [""]
     lines += ["## Ratios", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in ratios(results)]
     lines += ["", "## Targets", "", "The key load's ratios are the median of the per-round ratios.", ""]
@@ -586,20 +602,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3, help="per load run (whole seconds, as wrk takes them)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the key comparison")
     parser.add_argument("--quick", action="store_true", help="a tiny version: 2 workers only, fewer loads")
-    parser.add_argument("--only", choices=("all", "collection"), default="all", help="collection: its rows alone")
     parser.add_argument(
         "--docs", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="the page to write ('' for none)"
     )
+    parser.add_argument(
+        "--only",
+        choices=["images", "collection"],
+        help="run only these rows (images: docs/performance.md left alone; collection: its section renewed there)",
+    )
     args = parser.parse_args(argv)
 
-    results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick, args.only)
     if args.only == "collection":  # its section alone, spliced into the page the last full run wrote
+        results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick, "collection")
         section = collection_bench.section(results.runs)
         (args.out / "collection.md").write_text("\n".join(section))
         if str(args.docs) not in ("", ".") and args.docs.exists():
             args.docs.write_text(collection_bench.splice(args.docs.read_text(), section))
         print("\n".join(section))
         return 0
+    if args.only:
+        results, args.docs = Results(load_generator()[1], args.seconds), Path("")
+    else:
+        results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
+    if not args.quick:
+        results.images = image_bench.benchmark(args.out / "images", args.seconds, load_generator()[0], cpu_seconds)
     report = markdown(results)
     (args.out / "results.json").write_text(json.dumps({**asdict(results), "ratios": ratios(results)}, indent=2) + "\n")
     (args.out / "results.md").write_text(report)
