@@ -254,21 +254,53 @@ def test_collection_off_sends_nothing(azure_model_dir: Path) -> None:
         assert receiver.wait_for(1, timeout=1.0) == [] and receiver.posts == 0
 
 
+def mdc_config_file(folder: Path, **collections: dict) -> str:
+    """What Azure ML's data_collector gives the container: a JSON file at AZUREML_MDC_CONFIG_PATH (read by the SDK:
+    per collection ``enabled`` and ``sampleRatePercentage``)."""
+    path = folder / "mdc-config.json"
+    path.write_text(json.dumps({"collections": collections, "runMode": "cloud"}))
+    return str(path)
+
+
 @pytest.mark.server
-def test_sampling_sends_both_records_of_a_sampled_request_and_nothing_of_the_others(azure_model_dir: Path) -> None:
+@pytest.mark.parametrize("configured_by", ["environment", "data_collector file"])
+def test_sampling_sends_both_records_of_a_sampled_request_and_nothing_of_the_others(
+    azure_model_dir: Path, tmp_path: Path, configured_by: str
+) -> None:
     requests = 40
-    with (
-        CollectorReceiver() as receiver,
-        InferenceServer(azure_model_dir, env=receiver.env(AZUREML_MDC_SAMPLE_RATE="50")) as server,
-    ):
-        assert all(score(server, SAMPLE[:1], f"s-{n}").status == 200 for n in range(requests))
-        records = receiver.wait_for(2 * requests, timeout=3.0)  # about half arrive: wait out the rest
-        log = server.log()
+    with CollectorReceiver() as receiver:
+        env = receiver.env(AZUREML_MDC_SAMPLE_RATE="50")
+        if configured_by == "data_collector file":
+            half = {"enabled": True, "sampleRatePercentage": 50}
+            del env["AZUREML_MDC_ENABLED"], env["AZUREML_MDC_SAMPLE_RATE"]
+            env["AZUREML_MDC_CONFIG_PATH"] = mdc_config_file(tmp_path, model_inputs=half, model_outputs=half)
+        with InferenceServer(azure_model_dir, env=env) as server:
+            assert all(score(server, SAMPLE[:1], f"s-{n}").status == 200 for n in range(requests))
+            records = receiver.wait_for(2 * requests, timeout=3.0)  # about half arrive: wait out the rest
+            log = server.log()
 
     assert "50% of requests" in log
     by_collection = {name: {r.correlation_id for r in records if r.collection == name} for name in NAMES}
     assert by_collection["model_inputs"] == by_collection["model_outputs"]  # pairs, never one half of a request
     assert 0 < len(by_collection["model_inputs"]) < requests  # 50%: all or none has odds of 2 in 2**40
+
+
+@pytest.mark.server
+def test_a_data_collector_with_only_outputs_enabled_sends_only_outputs(azure_model_dir: Path, tmp_path: Path) -> None:
+    config = mdc_config_file(tmp_path, model_inputs={"enabled": False}, model_outputs={"enabled": True})
+    with CollectorReceiver() as receiver:
+        env = {
+            "AZUREML_MDC_CONFIG_PATH": config,
+            "AZUREML_MDC_HOST": "127.0.0.1",
+            "AZUREML_MDC_PORT": str(receiver.port),
+        }
+        with InferenceServer(azure_model_dir, env=env) as server:
+            assert [score(server, SAMPLE, f"o-{n}").status for n in range(3)] == [200] * 3
+            records = receiver.wait_for(3)
+            log = server.log()
+
+    assert "data collection on: model_outputs to 127.0.0.1:" in log
+    assert sorted((r.collection, r.correlation_id) for r in records) == [("model_outputs", f"o-{n}") for n in range(3)]
 
 
 @pytest.mark.server
