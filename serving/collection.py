@@ -65,6 +65,7 @@ LOG_EVERY_S = 60.0  # drops and send failures: at most one line per this many se
 MDC_LOGGERS = ("mdc", "mdc.worker", "mdc.sender", "mdc.collector")
 
 _active: DataCollection | None = None
+_pending: tuple[InputSpec, OutputSpec] | None = None  # WORKER_PRELOAD: opened in each worker on its first request
 
 
 def configured(environ: dict[str, str] | None = None) -> bool:
@@ -82,16 +83,25 @@ def start(settings: Settings, predictor: Predictor) -> DataCollection | None:
     Returns:
         The active collection, also kept for ``collect()``; None when collection is off.
     """
-    global _active
-    _active = None
+    global _active, _pending
+    _active = _pending = None
     if not settings.data_collection:
         logger.info("data collection off (DATA_COLLECTION=off)")
         return None
     if not configured():
         logger.info("data collection off (the deployment has no data_collector; see docs/data-collection.md)")
         return None
+    if settings.preload:  # init() runs in the master: the SDK's sending thread would not survive the fork
+        _pending = (predictor.manifest.input, predictor.manifest.output)
+        logger.info("data collection starts in each worker on its first request (WORKER_PRELOAD=true)")
+        return None
+    return _open(predictor.manifest.input, predictor.manifest.output)
+
+
+def _open(input_spec: InputSpec, output_spec: OutputSpec) -> DataCollection | None:
+    global _active
     try:
-        _active = DataCollection.open(predictor.manifest.input, predictor.manifest.output)
+        _active = DataCollection.open(input_spec, output_spec)
     except Exception as err:  # a Collector that cannot start: serve without it, and say why
         logger.error("data collection off: the Collector did not start: %s: %s", type(err).__name__, err)
         return None
@@ -100,15 +110,19 @@ def start(settings: Settings, predictor: Predictor) -> DataCollection | None:
 
 def collect(decoded: Decoded, prediction: Prediction, request_id: str) -> None:
     """Hand one answered request to the active collection; nothing when collection is off. Never raises."""
+    global _pending
     active = _active
+    if active is None and _pending is not None:  # WORKER_PRELOAD: this worker's first request opens it, once
+        spec, _pending = _pending, None
+        active = _open(*spec)
     if active is not None:
         active.collect(decoded, prediction, request_id)
 
 
 def stop() -> None:
     """Forget the active collection (tests that start score.py several times in one process)."""
-    global _active
-    _active = None
+    global _active, _pending
+    _active = _pending = None
 
 
 @dataclass

@@ -379,3 +379,16 @@ def test_the_deployments_collect_inputs_and_outputs_of_a_share_of_requests(name:
         "model_outputs": "true",
     }
     assert 0 < collector.sampling_rate <= 1
+
+
+@pytest.mark.server
+def test_with_worker_preload_each_worker_starts_collecting_on_its_first_request(azure_model_dir: Path) -> None:
+    with CollectorReceiver() as receiver:
+        env = receiver.env(WORKER_PRELOAD="true", TORCH_NUM_THREADS="1")  # init() in the master, forked twice
+        with InferenceServer(azure_model_dir, workers=2, env=env) as server:
+            assert [score(server, SAMPLE[:1], f"p-{n}").status for n in range(6)] == [200] * 6
+            records = receiver.wait_for(12)
+            log = server.log()
+
+    assert "data collection starts in each worker on its first request (WORKER_PRELOAD=true)" in log
+    assert sorted(r.correlation_id for r in records if r.collection == "model_outputs") == [f"p-{n}" for n in range(6)]
