@@ -1,5 +1,5 @@
-"""Batch scoring benchmark: ``python -m bench.batch`` (run by ``make bench`` after ``bench.run``; ``make bench-batch``
-alone).
+"""Batch scoring benchmark: ``python -m bench.batch`` (run by ``make bench`` after ``bench.run``; alone: ``make bench
+ONLY=batch``).
 
 The local runner (``batch.runner``) scores folders of the demo digits model's inputs with ``batch_score.py`` and with
 ``bench/sample_style_batch_score.py`` (the public samples' style), at 1, 2 and 4 worker processes:

@@ -141,6 +141,7 @@ def _check_deployment(deployment: Any, endpoint: Any, path: Path) -> list[str]:
             f"BODY_TIMEOUT_S ({env['BODY_TIMEOUT_S']} s) is longer than request_timeout_ms ({timeout_ms}); a stalled "
             "upload would hold a worker after the gateway answered the client"
         )
+    problems += _check_data_collector(deployment.data_collector, env)
     probe = deployment.readiness_probe
     if probe is None:
         problems.append("readiness_probe is not set; size it for the model's start-up")
@@ -154,6 +155,23 @@ def _check_deployment(deployment: Any, endpoint: Any, path: Path) -> list[str]:
     code = deployment.code_configuration
     if code and not (path.parent / code.code / code.scoring_script).resolve().is_file():
         problems.append(f"code_configuration: {code.scoring_script} is not in {code.code}")
+    return problems
+
+
+def _check_data_collector(collector: Any, env: dict[str, str]) -> list[str]:
+    """The collections score.py sends (serving/collection.py), and no DATA_COLLECTION=off beside them."""
+    if collector is None or not collector.collections:
+        return []
+    names = set(collector.collections)
+    unknown = sorted(names - {"model_inputs", "model_outputs", "request", "response"})
+    problems = []
+    if unknown:
+        problems.append(
+            f"data_collector.collections names {unknown}; score.py sends model_inputs and model_outputs "
+            "(docs/data-collection.md)"
+        )
+    if str(env.get("DATA_COLLECTION", "")).strip().lower() == "off" and names & {"model_inputs", "model_outputs"}:
+        problems.append("data_collector collects model_inputs/model_outputs, but DATA_COLLECTION=off sends nothing")
     return problems
 
 

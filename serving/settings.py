@@ -58,6 +58,8 @@ class Settings:
             for each next piece of it); past it the request gets a 408 and the worker is free. 10 by default: the
             deployment's ``request_timeout_ms`` (10,000 in ``deploy/``), past which the gateway has answered the
             client already (docs/reliability.md).
+        data_collection: ``DATA_COLLECTION``: ``auto`` (collect inputs and outputs for model monitoring when the
+            deployment's ``data_collector`` turns the Collector on) or ``off`` (never); see ``serving.collection``.
     """
 
     model_dir: str | None
@@ -77,6 +79,7 @@ class Settings:
     preload: bool = False
     server_access_log: bool = False
     body_timeout_s: float = 10.0
+    data_collection: bool = True
 
     def body_limit(self, takes_images: bool) -> int:
         """The largest request body: ``MAX_BODY_BYTES``, or its default for the model's input kind."""
@@ -114,6 +117,7 @@ class Settings:
             preload=env.get("WORKER_PRELOAD", "").strip().lower() == "true",
             server_access_log=_choice(env, "SERVER_ACCESS_LOG", ("off", "on")) == "on",
             body_timeout_s=_positive_number(env, "BODY_TIMEOUT_S", 10.0),
+            data_collection=_choice(env, "DATA_COLLECTION", ("auto", "off")) == "auto",
         )
 
 

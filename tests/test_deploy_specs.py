@@ -121,6 +121,11 @@ MALFORMED = [
     ("probe-too-short", "blue-deployment.yml", lambda d: d["readiness_probe"].update(failure_threshold=2),
      ["allows 15 s to become ready"]),
     ("unknown-deployment", "endpoint.yml", lambda d: d.update(traffic={"purple": 100}), ["traffic names ['purple']"]),
+    ("collection-name", "blue-deployment.yml",
+     lambda d: d["data_collector"]["collections"].update(inputs={"enabled": "True"}),
+     ["data_collector.collections names ['inputs']"]),
+    ("collection-off", "blue-deployment.yml", set_env("DATA_COLLECTION", "off"),
+     ["but DATA_COLLECTION=off sends nothing"]),
 ]  # fmt: skip
 
 
