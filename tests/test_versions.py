@@ -80,10 +80,11 @@ def test_extras_agree_with_each_other() -> None:
 # azureml-dataset-runtime 1.62 requires numpy below 2.3.3.
 BATCH_RUNTIME = {"azureml-core": "1.61.0.post4", "azureml-dataset-runtime[fuse]": "1.62.0.post1"}
 BATCH_NUMPY = "2.3.2"
+ONLINE_ONLY = ("azureml-inference-server-http", "azureml-ai-monitoring")  # the server, and its data collection
 
 
 def test_the_batch_environment_is_serving_plus_the_batch_extra_and_the_runtime() -> None:
-    serving = {k: v for k, v in pins(project()["dependencies"]).items() if k != "azureml-inference-server-http"}
+    serving = {k: v for k, v in pins(project()["dependencies"]).items() if k not in ONLINE_ONLY}
     batch = pins(project()["optional-dependencies"]["batch"])
 
     assert conda_pip_pins("conda-batch.yaml") == {**serving, "numpy": BATCH_NUMPY, **batch, **BATCH_RUNTIME}
