@@ -633,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     written = [args.out / "results.json", args.out / "results.md"] + ([args.out / "chart.png"] if has_chart else [])
     if str(args.docs) not in ("", "."):
         today = time.strftime("%Y-%m-%d")
-        args.docs.write_text(performance_page(results, machine_description(), today))
+        page = args.docs.read_text() if args.docs.is_file() else ""
+        batch = page[page.index("\n## Batch scoring\n") :] if "\n## Batch scoring\n" in page else ""  # bench/batch.py's
+        args.docs.write_text(performance_page(results, machine_description(), today) + batch)
         written.append(args.docs)
     print(report)
     print("wrote " + ", ".join(map(str, written)))

@@ -20,15 +20,6 @@ DEPLOY = REPO_ROOT / "deploy"
 
 
 @pytest.fixture(scope="module")
-def built_model(trained_folder: Path) -> Path:
-    """build/model, which the specs register; made as `make model` makes it when it is not there yet."""
-    folder = REPO_ROOT / "build" / "model"
-    if not (folder / "manifest.json").is_file():
-        shutil.copytree(trained_folder, folder, dirs_exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def specs(built_model: Path) -> tool.Specs:
     return tool.load_specs()
 
