@@ -166,9 +166,10 @@ def train_wine(output_dir: str | Path, *, epochs: int = 200, seed: int = 0) -> M
     return manifest
 
 
-def train_shapes(output_dir: str | Path, *, epochs: int = 8, seed: int = 0, count: int = 2000) -> Manifest:
+def train_shapes(output_dir: str | Path, *, epochs: int = 16, seed: int = 0, count: int = 2000) -> Manifest:
     """The image example on pictures drawn by ``training.data.shapes_images`` (PNG), decoded by the same
-    ``InputSpec.decode_images`` that serving calls, normalised per channel with the training pictures' statistics."""
+    ``InputSpec.decode_images`` that serving calls, normalised per channel with the training pictures' statistics.
+    16 epochs: at 8, the held-out accuracy moved between 0.95 and 0.99 with torch's thread count alone."""
     from model_arch.shapes_cnn import INPUT_SPEC, ShapesCNN
 
     blobs, labels = shapes_images(count, seed=seed)
