@@ -187,6 +187,67 @@ def train_shapes(output_dir: str | Path, *, epochs: int = 8, seed: int = 0, coun
     return manifest
 
 
+def train_topics(output_dir: str | Path, *, epochs: int = 40, seed: int = 0) -> Manifest:
+    """The text example: a WordPiece tokenizer trained on the training texts, then the classifier on the arrays
+    that tokenizer gives through ``TextEncoder.encode``, the function serving calls; both land in the model folder."""
+    import tempfile
+
+    from model_arch.text import TextEncoder
+    from model_arch.topics_text import ARCHITECTURE as TOPICS
+    from model_arch.topics_text import TOPICS as LABELS
+    from model_arch.topics_text import VOCAB_SIZE, TopicsClassifier
+    from training.data import topic_texts, train_wordpiece
+
+    started = time.perf_counter()
+    split = topic_texts(LABELS, seed=seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer_file = train_wordpiece(split.train_texts, Path(scratch) / "tokenizer.json", VOCAB_SIZE)
+        encoder = TextEncoder(tokenizer_file, TOPICS.tokenizer)
+        config = {"vocab_size": encoder.vocab_size, "dim": 64}
+        ids_spec = dataclasses.replace(TOPICS.input_spec, maximum=encoder.vocab_size - 1)
+        model = _fit_text_classifier(TopicsClassifier(**config), encoder.encode(split.train_texts), split.y_train,
+                                     epochs=epochs, seed=seed)  # fmt: skip
+        with torch.inference_mode():
+            test = {k: torch.from_numpy(v) for k, v in encoder.encode(split.test_texts).items()}
+            accuracy = float((model(**test).argmax(dim=1).numpy() == split.y_test).mean())
+        metrics = {
+            "test_accuracy": round(accuracy, 4),
+            "train_texts": len(split.train_texts),
+            "test_texts": len(split.test_texts),
+            "vocab_size": encoder.vocab_size,
+            "epochs": epochs,
+            "seed": seed,
+            "train_seconds": round(time.perf_counter() - started, 2),
+        }
+        manifest = write_model_folder(
+            model, output_dir, architecture=TOPICS.name, config=config, metrics=metrics, input_spec=ids_spec,
+            tokenizer_file=tokenizer_file,
+        )  # fmt: skip
+    logger.info("wrote %s: test accuracy %.4f on %d held-out texts", output_dir, accuracy, len(split.test_texts))
+    return manifest
+
+
+def _fit_text_classifier(
+    model: nn.Module, batch: dict[str, np.ndarray], y: np.ndarray, *, epochs: int, seed: int, lr: float = 1e-2
+) -> nn.Module:
+    """Adam on cross-entropy over named inputs (``input_ids``, ``attention_mask``), mini-batches of 32."""
+    torch.manual_seed(seed)
+    inputs = {name: torch.from_numpy(array) for name, array in batch.items()}
+    labels = torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(order), 32):
+            idx = order[start : start + 32]
+            optimizer.zero_grad()
+            logits = model(**{name: tensor[idx] for name, tensor in inputs.items()})
+            nn.functional.cross_entropy(logits, labels[idx]).backward()
+            optimizer.step()
+    return model.eval()
+
+
 def _fit_classifier(
     model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, lr: float = 2e-3
 ) -> nn.Module:
@@ -221,6 +282,7 @@ TRAINERS = {
     "tutorial_cnn": train_tutorial_cnn,
     "wine_mlp": train_wine,
     "shapes_cnn": train_shapes,
+    "topics_text": train_topics,
 }
 
 
