@@ -40,7 +40,9 @@ import numpy as np
 
 from model_arch.spec import DYNAMIC, InputSpec
 from model_folder.engines import MASK_INPUT
+from model_folder.hf_folder import is_transformers_folder, manifest_for_transformers_folder
 from model_folder.manifest import (
+    MANIFEST_NAME,
     Manifest,
     ModelFolderError,
     OnnxExport,
@@ -76,7 +78,7 @@ def export_onnx(folder: str | Path) -> Manifest:
     from model_folder.weights import load_model
 
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = folder_manifest(folder)
     model = load_model(manifest, folder / manifest.weights_file, torch.device("cpu"))
     names = input_names(manifest.inputs)
     graph = ServingGraph(model, manifest.output, names).eval()
@@ -126,6 +128,14 @@ def export_onnx(folder: str | Path) -> Manifest:
     write_manifest(folder, updated)
     logger.info("wrote %s (%d bytes): largest difference from PyTorch %.2e", path, path.stat().st_size, difference)
     return updated
+
+
+def folder_manifest(folder: Path) -> Manifest:
+    """The folder's manifest; for a ``save_pretrained`` folder without one, the manifest made from its files, with
+    every checksum (``model_folder.hf_folder``), which the export then writes into the folder."""
+    if not (folder / MANIFEST_NAME).is_file() and is_transformers_folder(folder):
+        return manifest_for_transformers_folder(folder, checksums=True)
+    return read_manifest(folder)
 
 
 def add_onnx_export(folder: str | Path) -> None:

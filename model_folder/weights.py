@@ -65,6 +65,7 @@ CONVERT_HINT = (
     "     which loads the file you trust, checks that its weights fit the class, and writes a model folder "
     "(state_dict, manifest, ONNX export) to register instead"
 )
+MISMATCH_LINES = 12  # differences listed in a refusal; a wrong config can differ in every tensor
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch puts bold text in some refusals; a log is not a terminal
 
 
@@ -216,11 +217,18 @@ def load_model(
     state_dict = unwrap_state_dict(loaded, weights_path)
     problems = state_dict_mismatch(model, state_dict)
     if problems:
+        shown = problems[:MISMATCH_LINES] + (
+            [f"... ({len(problems) - MISMATCH_LINES} more)"] if len(problems) > MISMATCH_LINES else []
+        )
+        config_text = json.dumps(manifest.config)
+        if len(config_text) > 200:
+            config_text = config_text[:197] + "..."
+        source = "config" if arch.name != "transformers" else f"config ({weights_path.parent / 'config.json'})"
         raise ModelFolderError(
-            f"{weights_path} does not fit architecture {arch.name!r} with config {manifest.config}:\n"
-            + "\n".join(f"  - {p}" for p in problems)
+            f"{weights_path} does not fit architecture {arch.name!r} with {source} {config_text}:\n"
+            + "\n".join(f"  - {p}" for p in shown)
             + "\nCheck that the manifest's architecture and config (or MODEL_ARCHITECTURE, for a file without a "
-            "manifest) are the ones the weights were trained with."
+            "manifest; config.json, for a save_pretrained folder) are the ones the weights were trained with."
         )
     model.load_state_dict(state_dict)  # copies into the model's own float32 parameters, whatever was saved
     return model.to(device).eval()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import asdict
@@ -227,6 +228,70 @@ def train_topics(output_dir: str | Path, *, epochs: int = 40, seed: int = 0) -> 
     return manifest
 
 
+def train_transformers(
+    output_dir: str | Path, *, epochs: int = 6, seed: int = 0, embeddings: bool = False, lr: float = 5e-3
+) -> dict[str, float]:
+    """A tiny BERT (2 layers, hidden size 32) trained on the topic texts with its own WordPiece tokenizer and saved
+    as ``save_pretrained`` saves it (``config.json``, ``model.safetensors``, ``tokenizer.json``,
+    ``tokenizer_config.json``): what a fine-tuning job hands over. Nothing can be downloaded here, so the encoder
+    starts from random weights instead of a pretrained checkpoint; the training loop is a fine-tune's.
+    ``embeddings``: save the encoder alone (``BertModel``), which serving answers with mean-pooled, normalised vectors.
+    Returns the held-out accuracy (also written to ``training_metrics.json``)."""
+    import json
+    import tempfile
+
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    from model_arch.text import TextEncoder, TextSpec
+    from model_arch.topics_text import TOPICS as LABELS
+    from training.data import topic_texts, train_wordpiece
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    output_dir = Path(output_dir)
+    split = topic_texts(LABELS, seed=seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer_file = train_wordpiece(split.train_texts, Path(scratch) / "tokenizer.json", 1000)
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_file=str(tokenizer_file), pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+            sep_token="[SEP]", mask_token="[MASK]", model_max_length=64,
+        )  # fmt: skip
+        encoder = TextEncoder(
+            tokenizer_file, TextSpec(max_length=64, feeds=("input_ids", "attention_mask", "token_type_ids"))
+        )
+        config = BertConfig(
+            vocab_size=encoder.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=64, num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
+        )  # fmt: skip
+        model = BertForSequenceClassification(config)
+        model = _fit_text_classifier(
+            _LogitsOf(model), encoder.encode(split.train_texts), split.y_train, epochs=epochs, seed=seed, lr=lr
+        ).model
+        with torch.inference_mode():
+            test = {k: torch.from_numpy(v) for k, v in encoder.encode(split.test_texts).items()}
+            accuracy = float((model(**test).logits.argmax(dim=1).numpy() == split.y_test).mean())
+        saved = model.bert if embeddings else model
+        saved.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    metrics = {"test_accuracy": round(accuracy, 4), "train_texts": len(split.train_texts), "epochs": epochs,
+               "seed": seed, "train_seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+    (output_dir / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    logger.info("wrote %s (save_pretrained): test accuracy %.4f", output_dir, accuracy)
+    return metrics
+
+
+class _LogitsOf(nn.Module):
+    """A transformers classifier as a module that returns its logits (what ``_fit_text_classifier`` trains)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**inputs).logits
+
+
 def _fit_text_classifier(
     model: nn.Module, batch: dict[str, np.ndarray], y: np.ndarray, *, epochs: int, seed: int, lr: float = 1e-2
 ) -> nn.Module:
@@ -283,6 +348,8 @@ TRAINERS = {
     "wine_mlp": train_wine,
     "shapes_cnn": train_shapes,
     "topics_text": train_topics,
+    "transformers_classifier": train_transformers,
+    "transformers_embeddings": functools.partial(train_transformers, embeddings=True),
 }
 
 
