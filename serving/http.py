@@ -22,6 +22,7 @@ from typing import Any
 
 import flask
 
+from model_folder.engines import batch_rows
 from serving import codecs
 from serving.codecs import ReplyContext
 from serving.errors import ClientError
@@ -56,7 +57,13 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     record: dict[str, Any] = {"request_id": request_id(), "content_type": environ.get("CONTENT_TYPE")}
     try:
         body = read_body(request, settings.max_body_bytes, settings.body_timeout_s)
-        decoded = codecs.decode(body, record["content_type"], predictor.manifest.input, settings.max_batch_rows)
+        if predictor.text is not None:  # strings in: the codec reads them, the model's tokenizer makes the arrays
+            texts = codecs.decode_texts(body, record["content_type"], settings.text_limits)
+            record["parse_ms"] = timer.lap()
+            decoded = tokenize(texts, predictor)
+            record["tokenize_ms"] = timer.lap()
+        else:
+            decoded = codecs.decode(body, record["content_type"], predictor.manifest.input, settings.max_batch_rows)
     except ClientError as err:  # the client's mistake: its line, its 4xx, no traceback
         record.update(status=err.status, code=err.code, parse_ms=timer.lap())
         response = _response(err.status, codecs.JSON, json.dumps(err.to_body()).encode(), predictor)
@@ -66,7 +73,9 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     except Exception as err:  # a fault in this code: its line, then the server's bare 500 and its traceback
         _log_fault(record, err, parse_ms=timer.lap())
         raise
-    record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
+    record.update(protocol=decoded.protocol, rows=batch_rows(decoded.batch))
+    if "tokenize_ms" not in record:
+        record["parse_ms"] = timer.lap()
     try:
         prediction = predictor.predict(decoded.batch)
     except Exception as err:  # a fault in the model: log it with the request id, let the server answer a bare 500
@@ -83,6 +92,15 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     record.update(status=200, render_ms=timer.lap(), bytes=len(answer))
     logger.info("score %s", _compact(record))
     return response
+
+
+def tokenize(texts: codecs.TextRequest, predictor: Predictor) -> codecs.Decoded:
+    """A text request's strings as the model's arrays, by the model folder's tokenizer (the function training
+    called), with each text's characters and kept tokens for the log."""
+    batch = predictor.text.encode(texts.texts)
+    counts = predictor.text.token_counts(batch)
+    facts = tuple({"chars": len(text), "tokens": n} for text, n in zip(texts.texts, counts, strict=True))
+    return codecs.Decoded(batch, texts.codec, texts.request_id, facts)
 
 
 def read_body(request: flask.Request, limit: int, timeout_s: float | None = None) -> bytes:
@@ -151,6 +169,8 @@ def read_body(request: flask.Request, limit: int, timeout_s: float | None = None
 
 def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
     """The model's metadata plus the request contract, for ``GET /score``."""
+    if predictor.text is not None:
+        return describe_text_model(predictor, settings)
     return {
         **predictor.metadata(),
         "request": {
@@ -167,6 +187,37 @@ def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
             if predictor.manifest.output.kind == "classification"
             else {"predictions": "one object per row: " + ", ".join(predictor.manifest.output.names)}
         ),
+    }
+
+
+def describe_text_model(predictor: Predictor, settings: Settings) -> dict[str, Any]:
+    """``GET /score`` for a text model: strings in, the tokenizer's limits, the answer's shape."""
+    output = predictor.manifest.output
+    tokenizer = predictor.manifest.tokenizer
+    response = {
+        "classification": {"predictions": "one label per text", "probabilities": "one list per text, one per label"},
+        "multilabel": {"predictions": "a list of labels per text", "probabilities": "one list per text, one per label"},
+        "embedding": {"embeddings": f"one vector of {output.width} numbers per text"},
+    }.get(output.kind, {"predictions": "one object per text"})
+    return {
+        **predictor.metadata(),
+        "request": {
+            "method": "POST",
+            "content_types": list(codecs.TEXT_CONTENT_TYPES),
+            "formats": [
+                '{"data": ["text", ...]}',
+                '{"input_data": ["text", ...]} or {"input_data": {"columns": ["text"], "data": [["text"], ...]}}',
+                'V2 {"inputs": [{"name": "text", "shape": [n], "datatype": "BYTES", "data": ["text", ...]}]}',
+                "text/plain: one text, UTF-8",
+            ],
+            "example": codecs.texts.EXAMPLE,
+            "max_texts": settings.max_texts,
+            "max_text_chars": settings.max_text_chars,
+            "max_tokens": tokenizer.max_length,
+            "truncation": f"texts longer than {tokenizer.max_length} tokens are cut on the {tokenizer.truncation}",
+            "max_body_bytes": settings.max_body_bytes,
+        },
+        "response": response,
     }
 
 

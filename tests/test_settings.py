@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from serving.codecs.texts import TextLimits
 from serving.settings import Settings, SettingsError
 
 
@@ -72,3 +73,10 @@ def test_the_servers_access_lines_are_off_unless_asked_for() -> None:
 def test_the_body_timeout_is_10_seconds_unless_set() -> None:
     assert Settings.from_env({}).body_timeout_s == 10.0
     assert Settings.from_env({"BODY_TIMEOUT_S": "2.5"}).body_timeout_s == 2.5
+
+
+def test_text_limits_default_and_read_from_the_environment() -> None:
+    assert Settings.from_env({}).text_limits == TextLimits(256, 10_000)
+    assert Settings.from_env({"MAX_TEXTS": "8", "MAX_TEXT_CHARS": "400"}).text_limits == TextLimits(8, 400)
+    with pytest.raises(SettingsError, match="MAX_TEXTS"):
+        Settings.from_env({"MAX_TEXTS": "0"})

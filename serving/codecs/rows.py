@@ -42,9 +42,12 @@ class RowsCodec:
 
     def encode(self, prediction: Prediction, decoded: Decoded, context: ReplyContext) -> bytes:
         """Classification: ``{"predictions": [label, ...], "probabilities": [[p per label], ...]}``.
-        Regression: ``{"predictions": [{output name: value, ...}, ...]}``."""
+        Regression: ``{"predictions": [{output name: value, ...}, ...]}``.
+        Embedding: ``{"embeddings": [[...], ...]}``."""
         output = prediction.output
         values = rounded(prediction.values)
+        if output.kind == "embedding":
+            return dumps({"embeddings": values})
         if output.kind == "regression":
             return dumps({"predictions": [dict(zip(output.names, row, strict=True)) for row in values]})
         return dumps({"predictions": prediction.labels(), "probabilities": values})

@@ -79,8 +79,9 @@ class V2Codec:
         Regression: a ``predictions`` tensor (rows, outputs)."""
         output, rows = prediction.output, prediction.rows
         values = rounded(prediction.values.reshape(-1))
-        if output.kind == "regression":
-            outputs = [{"name": "predictions", "shape": [rows, output.width], "datatype": "FP32", "data": values}]
+        if output.kind in ("regression", "embedding"):
+            name = "embeddings" if output.kind == "embedding" else "predictions"
+            outputs = [{"name": name, "shape": [rows, output.width], "datatype": "FP32", "data": values}]
         else:
             labels = prediction.labels()
             numeric = all(isinstance(label, int) and not isinstance(label, bool) for label in output.labels)
