@@ -38,8 +38,8 @@ $(DEMO_MODEL)/manifest.json: $(VENV)/.installed model_arch/*.py model_folder/*.p
 serve: $(VENV)/.installed $(if $(MODEL_DIR),,model) ## Serve the demo, or MODEL_DIR=your folder (never trained into), on the real azmlinfsrv at 127.0.0.1:PORT
 	$(BIN)/python -m harness.server --model $(SERVED) --port $(PORT) --workers $(WORKERS) $(if $(MODEL_DIR),,--name digits-cnn)
 
-smoke: $(VENV)/.installed ## POST deploy/sample-request.json to the running server and print the answer
-	$(BIN)/python -m harness.smoke --url http://127.0.0.1:$(PORT)/score
+smoke: $(VENV)/.installed ## POST the deploy/ sample that fits the running model (or FILE=path: .json, .npy, an image) and print the answer
+	$(BIN)/python -m harness.smoke --url http://127.0.0.1:$(PORT)/score $(if $(FILE),--request-file $(FILE))
 
 loadtest: model ## Drive a fresh 2-worker server with 16 clients, check every answer (bounded: 4000 requests, 60 s)
 	$(BIN)/python -m harness.loadtest --model $(DEMO_MODEL) --workers 2 --clients 16 --requests 4000 --seconds 60

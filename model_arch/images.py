@@ -46,6 +46,7 @@ class ImageError(ValueError):
         self.status = status
         self.code = code
         self.message = message
+        self.index: int | None = None  # which image of a batch, set by ``read_images``
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,36 @@ class ImageSpec:
         return cls(**data)
 
 
+def read_images(blobs: list[bytes], image: ImageSpec, shape: tuple[int, ...]) -> tuple[np.ndarray, list[dict]]:
+    """Encoded images -> their rows ``(len(blobs), *shape)`` float32 and, per image, what it was (``read_image``).
+
+    Raises:
+        ImageError: the first image this spec cannot take, with its ``index`` set.
+    """
+    rows, facts = [], []
+    for index, blob in enumerate(blobs):
+        try:
+            row, fact = read_image(blob, image, shape)
+        except ImageError as err:
+            err.index = index
+            raise
+        rows.append(row)
+        facts.append(fact)
+    return np.stack(rows), facts
+
+
 def decode_image(data: bytes, image: ImageSpec, shape: tuple[int, ...]) -> np.ndarray:
     """Encoded image bytes -> one row ``shape`` = ``(channels, height, width)`` float32, pixels × ``image.scale``.
+
+    Raises:
+        ImageError: see ``read_image``.
+    """
+    return read_image(data, image, shape)[0]
+
+
+def read_image(data: bytes, image: ImageSpec, shape: tuple[int, ...]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Encoded image bytes -> one row (see ``decode_image``) and what the image was, before any step changed it:
+    ``{"format", "width", "height", "mode", "bytes"}`` (for logs and data collection; never the pixels).
 
     Raises:
         ImageError: empty, not an image, a format not allowed, more pixels than allowed, truncated or corrupt, or
@@ -156,6 +185,13 @@ def decode_image(data: bytes, image: ImageSpec, shape: tuple[int, ...]) -> np.nd
     except (OSError, ValueError, SyntaxError, struct_errors()) as err:
         raise ImageError(400, "invalid_image", f"the {_format_of(data)} image's header is damaged ({err})") from None
     pixels = picture.width * picture.height
+    facts = {
+        "format": picture.format,
+        "width": picture.width,
+        "height": picture.height,
+        "mode": picture.mode,
+        "bytes": len(data),
+    }
     if pixels > image.max_pixels:
         raise ImageError(
             413,
@@ -182,7 +218,7 @@ def decode_image(data: bytes, image: ImageSpec, shape: tuple[int, ...]) -> np.nd
         raise ImageError(
             400, "invalid_image", f"the {_format_of(data)} image is truncated or corrupt ({err}); send the whole file"
         ) from None
-    return _cropped_row(picture, image, height, width)
+    return _cropped_row(picture, image, height, width), facts
 
 
 def _cropped_row(picture: Any, image: ImageSpec, height: int, width: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from model_arch.images import ImageSpec, decode_image
+from model_arch.images import ImageSpec, read_images
 
 MAX_ROW_VALUES = 50_000_000  # one row of a spec: a 3×4096×4096 image is about this
 DTYPES = ("float32", "int64")  # int64: token ids, attention masks, integer categories
@@ -220,10 +220,20 @@ class InputSpec:
             ImageError: an image this spec cannot take (its status and code say which).
             ValueError: the spec takes no images.
         """
+        return self.read_images(blobs)[0]
+
+    def read_images(self, blobs: list[bytes]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """``decode_images``, and per image what it was (format, width, height, mode, bytes), for logs and data
+        collection. Serving calls this one.
+
+        Raises:
+            ImageError: an image this spec cannot take, its ``index`` set.
+            ValueError: the spec takes no images.
+        """
         if self.image is None:
             raise ValueError(f"InputSpec {self.name!r} takes rows of numbers, not images")
-        rows = np.stack([decode_image(blob, self.image, self.shape) for blob in blobs])
-        return self.preprocess(rows)
+        rows, facts = read_images(blobs, self.image, self.shape)
+        return self.preprocess(rows), facts
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

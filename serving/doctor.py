@@ -175,6 +175,20 @@ def _describe_manifest(path: Path) -> list[str]:
         f"weights: {manifest.weights_file} (sha256 {checksum}), saved with torch {manifest.torch_version}",
         f"input: {manifest.input.describe_row()}",
     ]
+    if manifest.input.image is not None:
+        image = manifest.input.image
+        normalise = "".join(
+            f", {step} {_short_numbers(value)}"
+            for step, value in (("subtract", manifest.input.subtract), ("divide by", manifest.input.divide))
+            if value is not None
+        )
+        facts.append(f"image pipeline: {image.describe()}{normalise} (the same steps training ran)")
+    output = manifest.output
+    facts.append(
+        f"output: {output.kind}"
+        + (f", {len(output.labels)} labels {list(output.labels)[:10]}" if output.labelled else f" {output.names}")
+        + (f", threshold {output.threshold:g}" if output.kind == "multilabel" else "")
+    )
     if manifest.onnx is not None:
         export = path.parent / manifest.onnx.file
         state = "matches" if export.is_file() and sha256_of(export) == manifest.onnx.sha256 else "DOES NOT MATCH"
@@ -184,6 +198,12 @@ def _describe_manifest(path: Path) -> list[str]:
             f"{manifest.onnx.max_abs_diff:.1e} when exported"
         )
     return facts
+
+
+def _short_numbers(value: float | tuple[float, ...]) -> str:
+    values = value if isinstance(value, tuple) else (value,)
+    text = ", ".join(f"{v:.4g}" for v in values)
+    return f"({text})" if isinstance(value, tuple) else text
 
 
 def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:

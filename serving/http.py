@@ -14,6 +14,7 @@ stalled sender holds a worker that long, not until the server's worker timeout (
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -24,8 +25,10 @@ import flask
 
 from model_folder.engines import batch_rows
 from serving import codecs
+from serving.answer_options import resolve_top_k, top_k_from_query
 from serving.codecs import ReplyContext
 from serving.errors import ClientError
+from serving.images import takes_images
 from serving.predictor import Predictor
 from serving.settings import Settings
 
@@ -56,14 +59,19 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     environ = request.environ  # the WSGI environ, not werkzeug's header views: cheaper, and all that is needed
     record: dict[str, Any] = {"request_id": request_id(), "content_type": environ.get("CONTENT_TYPE")}
     try:
-        body = read_body(request, settings.max_body_bytes, settings.body_timeout_s)
+        spec = predictor.manifest.input
+        body = read_body(request, settings.body_limit(takes_images(spec)), settings.body_timeout_s)
         if predictor.text is not None:  # strings in: the codec reads them, the model's tokenizer makes the arrays
             texts = codecs.decode_texts(body, record["content_type"], settings.text_limits)
             record["parse_ms"] = timer.lap()
             decoded = tokenize(texts, predictor)
             record["tokenize_ms"] = timer.lap()
         else:
-            decoded = codecs.decode(body, record["content_type"], predictor.manifest.input, settings.max_batch_rows)
+            decoded = codecs.decode(body, record["content_type"], spec, settings.max_batch_rows, settings.max_images)
+        from_query = top_k_from_query(environ.get("QUERY_STRING", ""))
+        if from_query is not None or decoded.top_k is not None:
+            top_k = resolve_top_k(from_query, decoded.top_k, predictor.manifest.output, environ.get("HTTP_ACCEPT", ""))
+            decoded = dataclasses.replace(decoded, top_k=top_k)
     except ClientError as err:  # the client's mistake: its line, its 4xx, no traceback
         record.update(status=err.status, code=err.code, parse_ms=timer.lap())
         response = _response(err.status, codecs.JSON, json.dumps(err.to_body()).encode(), predictor)
@@ -100,7 +108,7 @@ def tokenize(texts: codecs.TextRequest, predictor: Predictor) -> codecs.Decoded:
     batch = predictor.text.encode(texts.texts)
     counts = predictor.text.token_counts(batch)
     facts = tuple({"chars": len(text), "tokens": n} for text, n in zip(texts.texts, counts, strict=True))
-    return codecs.Decoded(batch, texts.codec, texts.request_id, facts)
+    return codecs.Decoded(batch, texts.codec, texts.request_id, facts, texts.top_k)
 
 
 def read_body(request: flask.Request, limit: int, timeout_s: float | None = None) -> bytes:
@@ -171,23 +179,47 @@ def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
     """The model's metadata plus the request contract, for ``GET /score``."""
     if predictor.text is not None:
         return describe_text_model(predictor, settings)
-    return {
-        **predictor.metadata(),
-        "request": {
-            "method": "POST",
-            "content_types": list(codecs.CONTENT_TYPES),
-            "formats": [codec.form for codec in codecs.CODECS],
-            "example": codecs.example_body(predictor.manifest.input),
-            "row": predictor.manifest.input.describe_row(),
-            "max_batch_rows": settings.max_batch_rows,
-            "max_body_bytes": settings.max_body_bytes,
-        },
-        "response": (
-            {"predictions": "one label per row", "probabilities": "one list per row, one per label"}
-            if predictor.manifest.output.kind == "classification"
-            else {"predictions": "one object per row: " + ", ".join(predictor.manifest.output.names)}
-        ),
+    spec, output = predictor.manifest.input, predictor.manifest.output
+    request: dict[str, Any] = {
+        "method": "POST",
+        "content_types": list(codecs.content_types_for(spec)),
+        "formats": [codec.form for codec in codecs.codecs_for(spec)],
+        "example": codecs.example_body(spec),
+        "row": spec.describe_row(),
+        "max_batch_rows": settings.max_batch_rows,
+        "max_body_bytes": settings.body_limit(takes_images(spec)),
     }
+    if spec.image is not None:
+        request["images"] = {
+            "pipeline": spec.image.describe(),
+            "formats": list(spec.image.formats),
+            "max_pixels": spec.image.max_pixels,
+            "max_images": settings.max_images,
+            "forms": [
+                "Content-Type: image/jpeg (image/png, ...), the file as the body: one image",
+                "multipart/form-data, one or more parts named file: curl -F file=@photo.jpg",
+                '{"data": [b64, ...]}, {"input_data": [b64, ...]}, {"input_data": {"columns": ["image"], '
+                '"data": [[b64], ...]}}: base64 of the files (line breaks and data: prefixes accepted)',
+                'V2 {"inputs": [{"name": "image", "shape": [n], "datatype": "BYTES", "data": [b64, ...]}]}',
+                "rows of pixels already preprocessed, as for any model: " + spec.describe_row(),
+            ],
+        }
+    if output.kind == "regression":
+        response: dict[str, Any] = {"predictions": "one object per row: " + ", ".join(output.names)}
+    elif output.kind == "multilabel":
+        response = {
+            "predictions": f"one list per row: the labels whose probability is at least {output.threshold:g}",
+            "probabilities": "one list per row, one per label",
+        }
+    else:
+        response = {"predictions": "one label per row", "probabilities": "one list per row, one per label"}
+    if output.labelled:
+        response["top_k"] = (
+            'with ?top_k=k (or "top_k": k in a JSON body, "parameters": {"top_k": k} in V2, a form field top_k): '
+            '{"predictions": [[{"label", "score"}, ...] per row]}, the k most probable labels, best first, k capped '
+            f"at the {len(output.labels)} labels"
+        )
+    return {**predictor.metadata(), "request": request, "response": response}
 
 
 def describe_text_model(predictor: Predictor, settings: Settings) -> dict[str, Any]:
@@ -196,9 +228,17 @@ def describe_text_model(predictor: Predictor, settings: Settings) -> dict[str, A
     tokenizer = predictor.manifest.tokenizer
     response = {
         "classification": {"predictions": "one label per text", "probabilities": "one list per text, one per label"},
-        "multilabel": {"predictions": "a list of labels per text", "probabilities": "one list per text, one per label"},
+        "multilabel": {
+            "predictions": f"one list per text: the labels whose probability is at least {output.threshold:g}",
+            "probabilities": "one list per text, one per label",
+        },
         "embedding": {"embeddings": f"one vector of {output.width} numbers per text"},
     }.get(output.kind, {"predictions": "one object per text"})
+    if output.labelled:
+        response["top_k"] = (
+            'with ?top_k=k (or "top_k": k beside the texts, "parameters": {"top_k": k} in V2): {"predictions": '
+            '[[{"label", "score"}, ...] per text]}, the k most probable labels, best first'
+        )
     return {
         **predictor.metadata(),
         "request": {

@@ -25,10 +25,19 @@ from serving.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FILES = {"2": "swagger2.json", "3": "swagger3.json", "3.1": "swagger3.1.json"}
 ERROR_CODES = {
-    "400": "The body is not what it claims to be (not JSON, not UTF-8, not .npy, no data field).",
-    "413": "Too many rows (MAX_BATCH_ROWS) or too many bytes (MAX_BODY_BYTES).",
-    "415": "A Content-Type other than application/json or application/x-npy.",
-    "422": "Well-formed, but wrong for this model: row shape, non-numbers, NaN or infinity, values out of range.",
+    "400": "The body is not what it claims to be (not JSON, not UTF-8, not .npy, no data field; for an image model: "
+    "not base64, not an image, a truncated or corrupt image, a broken multipart form).",
+    "408": "The body did not arrive within BODY_TIMEOUT_S.",
+    "413": "Too many rows (MAX_BATCH_ROWS), images (MAX_IMAGES), bytes (MAX_BODY_BYTES) or pixels in one image.",
+    "415": "A Content-Type this model does not take, or an image format outside its allow-list.",
+    "422": "Well-formed, but wrong for this model: row shape, non-numbers, NaN or infinity, values out of range, "
+    "an image too small for the input, a bad top_k.",
+}
+TOP_K_PARAMETER = {
+    "name": "top_k",
+    "in": "query",
+    "required": False,
+    "description": "Answer each row with its k most probable labels, best first (capped at the labels).",
 }
 
 
@@ -61,8 +70,11 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
     row_forms = [_nested(shape, number) for shape in spec.accepted_row_shapes]
     if spec.names:
         row_forms.append(_object(spec.names, number))
+    if spec.image is not None:  # a row may also be a base64 image file
+        row_forms.append({"type": "string", "format": "byte", "description": "an image file, base64"})
     row = {"description": spec.describe_row(), "oneOf": row_forms} if len(row_forms) > 1 else row_forms[0]
     rows = {"type": "array", "minItems": 1, "maxItems": max_rows, "items": {"$ref": "#/components/schemas/Row"}}
+    top_k = {"type": "integer", "minimum": 1}
     tensor_out = {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -75,13 +87,18 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
     }
     return {
         "Row": row,
-        "DataRequest": {"type": "object", "required": ["data"], "properties": {"data": rows}},
-        "InputDataRequest": {"type": "object", "required": ["input_data"], "properties": {"input_data": rows}},
+        "DataRequest": {"type": "object", "required": ["data"], "properties": {"data": rows, "top_k": top_k}},
+        "InputDataRequest": {
+            "type": "object",
+            "required": ["input_data"],
+            "properties": {"input_data": rows, "top_k": top_k},
+        },
         "V2Request": {
             "type": "object",
             "required": ["inputs"],
             "properties": {
                 "id": {"type": "string"},
+                "parameters": {"type": "object", "properties": {"top_k": top_k}},
                 "inputs": {
                     "type": "array",
                     "minItems": 1,
@@ -92,14 +109,18 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
                         "properties": {
                             "name": {"type": "string", "example": spec.name},
                             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                            "datatype": {"type": "string", "enum": list(V2_NUMERIC)},
-                            "data": {"type": "array", "items": number},
+                            "datatype": {
+                                "type": "string",
+                                "enum": [*V2_NUMERIC, "BYTES"] if spec.image is not None else list(V2_NUMERIC),
+                            },
+                            "data": {"type": "array", "items": number if spec.image is None else {}},
                         },
                     },
                 },
             },
         },
         "Prediction": _prediction_schema(output),
+        "RankedPrediction": _ranked_schema(output),
         "V2Response": {
             "type": "object",
             "required": ["model_name", "model_version", "id", "outputs"],
@@ -136,18 +157,37 @@ def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, An
     }
 
 
+def _label_schema(output: OutputSpec) -> dict[str, Any]:
+    label_type = "integer" if all(isinstance(label, int) for label in output.labels) else "string"
+    return {"type": label_type, "enum": list(output.labels)}
+
+
+def _ranked_schema(output: OutputSpec) -> dict[str, Any]:
+    """The answer with ``top_k``: per row, ``[{"label", "score"}]`` best first."""
+    if not output.labelled:
+        return {"type": "object", "description": "top_k is refused for a model without labels"}
+    item = {
+        "type": "object",
+        "required": ["label", "score"],
+        "properties": {"label": _label_schema(output), "score": {"type": "number", "minimum": 0, "maximum": 1}},
+    }
+    ranked = {"type": "array", "items": {"type": "array", "minItems": 1, "items": item}}
+    return {"type": "object", "required": ["predictions"], "properties": {"predictions": ranked}}
+
+
 def _prediction_schema(output: OutputSpec) -> dict[str, Any]:
     if output.kind == "regression":
         predictions = {"type": "array", "items": _object(output.names, {"type": "number"})}
         return {"type": "object", "required": ["predictions"], "properties": {"predictions": predictions}}
-    label_type = "integer" if all(isinstance(label, int) for label in output.labels) else "string"
     width = len(output.labels)
     probability = {"type": "number", "minimum": 0, "maximum": 1}
+    label = _label_schema(output)
+    per_row = {"type": "array", "items": label} if output.kind == "multilabel" else label
     return {
         "type": "object",
         "required": ["predictions", "probabilities"],
         "properties": {
-            "predictions": {"type": "array", "items": {"type": label_type, "enum": list(output.labels)}},
+            "predictions": {"type": "array", "items": per_row},
             "probabilities": {
                 "type": "array",
                 "items": {"type": "array", "minItems": width, "maxItems": width, "items": probability},
@@ -207,8 +247,9 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                     },
                 },
                 "post": {
-                    "summary": "Score a batch of rows",
+                    "summary": "Score a batch of rows" + (" or images" if spec.image is not None else ""),
                     "operationId": "score",
+                    "parameters": [{**TOP_K_PARAMETER, "schema": {"type": "integer", "minimum": 1}}],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -223,6 +264,7 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                                 "example": _example(spec),
                             },
                             NPY: {"schema": {"type": "string", "format": "binary"}},
+                            **(_image_content(spec) if spec.image is not None else {}),
                         },
                     },
                     "responses": {
@@ -231,7 +273,13 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                             "Accept: application/x-npy gets float32 probabilities shaped (rows, labels) as .npy)",
                             "content": {
                                 "application/json": {
-                                    "schema": {"oneOf": [{"$ref": ref("Prediction")}, {"$ref": ref("V2Response")}]}
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": ref("Prediction")},
+                                            {"$ref": ref("RankedPrediction")},
+                                            {"$ref": ref("V2Response")},
+                                        ]
+                                    }
                                 },
                                 NPY: {"schema": {"type": "string", "format": "binary"}},
                             },
@@ -245,12 +293,35 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
     }
 
 
+def _image_content(spec: InputSpec) -> dict[str, Any]:
+    """The image request forms: a raw image body, and multipart files in parts named ``file``."""
+    assert spec.image is not None
+    binary = {"type": "string", "format": "binary"}
+    formats = ", ".join(spec.image.formats)
+    return {
+        "image/*": {"schema": {**binary, "description": f"one image file ({formats})"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "array", "items": binary, "description": f"image files ({formats})"},
+                    "top_k": {"type": "integer", "minimum": 1},
+                },
+            }
+        },
+    }
+
+
 def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str, Any]:
     text = json.dumps(schemas).replace("#/components/schemas/", "#/definitions/")
     definitions = json.loads(text)
     for schema in definitions.values():  # Swagger 2.0 has no oneOf: describe a row by its flat form
         if "oneOf" in schema:
             schema.update(schema.pop("oneOf")[0])
+    for name in ("DataRequest", "InputDataRequest"):  # nor an answer of another shape: top_k is in the 3.x documents
+        definitions[name]["properties"].pop("top_k")
+    definitions["V2Request"]["properties"].pop("parameters")
     ref = "#/definitions/{}".format
     errors = {code: {"description": text, "schema": {"$ref": ref("Error")}} for code, text in ERROR_CODES.items()}
     return {
@@ -277,7 +348,7 @@ def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                             "schema": {"$ref": ref("DataRequest")},
                             "x-example": _example(spec),
                         }
-                    ],
+                    ],  # top_k is in the 3.x documents: Swagger 2.0 cannot say its answer is another shape (oneOf)
                     "responses": {
                         "200": {"description": "One prediction per row", "schema": {"$ref": ref("Prediction")}},
                         **errors,

@@ -15,6 +15,9 @@ from model_folder.engines import EngineOptions
 from model_folder.formats import CODE_FORMATS, TrustPolicy
 from serving.codecs.texts import TextLimits
 
+ROWS_BODY_BYTES = 1_500_000  # the default body limit for rows of numbers
+IMAGE_BODY_BYTES = 20_000_000  # and for a model that takes images
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the scoring script cannot use."""
@@ -35,8 +38,10 @@ class Settings:
         worker_count: ``WORKER_COUNT``, the inference server's worker processes on this instance.
         threads: ``TORCH_NUM_THREADS``; unset means "this instance's cores / ``WORKER_COUNT``, at least 1".
         max_batch_rows: ``MAX_BATCH_ROWS``, the most rows one request may carry.
-        max_body_bytes: ``MAX_BODY_BYTES``, the largest request body, checked before it is read; the default
-            stays under the payload size the endpoint gateway handles well (about 1.5 MB).
+        max_body_bytes: ``MAX_BODY_BYTES``, the largest request body, checked before it is read; unset (None): 1.5
+            MB for rows of numbers, near the payload size the endpoint gateway handles well, and 20 MB for a model
+            that takes images, whose clients send phone photos of 3-8 MB, a third larger in base64 (``body_limit``).
+        max_images: ``MAX_IMAGES``, the most images one request may carry (each is decoded and resized).
         chunk_rows: ``CHUNK_ROWS``, the most rows in one forward pass; larger requests run in chunks.
         channels_last: ``CHANNELS_LAST``: ``auto`` (on for image input, shaped (channels, height, width)),
             ``on`` or ``off``.
@@ -66,7 +71,8 @@ class Settings:
     worker_count: int = 1
     threads: int | None = None
     max_batch_rows: int = 1024
-    max_body_bytes: int = 1_500_000
+    max_body_bytes: int | None = None
+    max_images: int = 64
     chunk_rows: int = 256
     channels_last: str = "auto"
     runtime: str = "auto"
@@ -77,6 +83,12 @@ class Settings:
     body_timeout_s: float = 10.0
     max_texts: int = 256
     max_text_chars: int = 10_000
+
+    def body_limit(self, takes_images: bool) -> int:
+        """The largest request body: ``MAX_BODY_BYTES``, or its default for the model's input kind."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return IMAGE_BODY_BYTES if takes_images else ROWS_BODY_BYTES
 
     @property
     def trust(self) -> TrustPolicy:
@@ -103,7 +115,8 @@ class Settings:
             worker_count=_positive_int(env, "WORKER_COUNT", 1),
             threads=_positive_int(env, "TORCH_NUM_THREADS", None),
             max_batch_rows=_positive_int(env, "MAX_BATCH_ROWS", 1024),
-            max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", 1_500_000),
+            max_body_bytes=_positive_int(env, "MAX_BODY_BYTES", None),
+            max_images=_positive_int(env, "MAX_IMAGES", 64),
             chunk_rows=_positive_int(env, "CHUNK_ROWS", 256),
             channels_last=_choice(env, "CHANNELS_LAST", ("auto", "on", "off")),
             runtime=_choice(env, "MODEL_RUNTIME", ("auto", "torch", "onnx")),

@@ -49,9 +49,11 @@ def test_the_v3_document_describes_rows_from_the_input_spec() -> None:
         64,
         {"type": "number", "minimum": 0.0, "maximum": 16.0},
     )
+    *nested, image = nested
     assert [n["minItems"] for n in nested] == [1, 8]
+    assert image == {"type": "string", "format": "byte", "description": "an image file, base64"}  # digits take PNGs
     assert schemas["DataRequest"]["properties"]["data"]["maxItems"] == 1024
-    assert set(document["paths"]["/score"]["post"]["responses"]) == {"200", "400", "413", "415", "422"}
+    assert set(document["paths"]["/score"]["post"]["responses"]) == {"200", "400", "408", "413", "415", "422"}
 
 
 @pytest.mark.server

@@ -111,8 +111,13 @@ def test_get_score_describes_the_model_and_the_contract(make_client, azure_model
     assert response.status_code == 200
     info = response.get_json()
     assert (info["name"], info["version"], info["architecture"]) == ("digits-cnn", "1", "digits_cnn")
-    assert info["request"]["content_types"] == ["application/json", "application/x-npy"]
-    assert info["request"]["max_body_bytes"] == 1_500_000
+    # the digits model takes images: their forms, limits and pipeline are part of the contract
+    assert info["request"]["content_types"][:2] == ["application/json", "application/x-npy"]
+    assert "multipart/form-data" in info["request"]["content_types"]
+    assert info["request"]["max_body_bytes"] == 20_000_000
+    assert info["request"]["images"]["max_images"] == 64
+    assert "resize to 8×8 (box)" in info["request"]["images"]["pipeline"]
+    assert "top_k" in info["response"]
     assert info["input"]["shape"] == [1, 8, 8]
     assert info["output"]["labels"] == list(range(10))
     assert info["request"]["max_batch_rows"] == 1024

@@ -8,8 +8,10 @@ what was wrong. The input kind (``model_arch.text.TextEncoder``) then turns them
   MLServer's ``str`` content type carries them);
 * ``text/plain``: one text, the body itself, UTF-8.
 
-Answers go back in the request's own format, through the codecs that answer numeric requests (``text/plain`` is
-answered like ``{"data": ...}``). Limits (``serving.settings``): ``MAX_TEXTS`` per request, ``MAX_TEXT_CHARS`` per
+A ``top_k`` field beside the texts (V2: ``"parameters": {"top_k": k}``; any form: ``?top_k=k``) asks for each
+text's k most probable labels, as for any labelled model (``serving.answer_options``). Answers go back in the
+request's own format, through the codecs that answer numeric requests (``text/plain`` is answered like
+``{"data": ...}``). Limits (``serving.settings``): ``MAX_TEXTS`` per request, ``MAX_TEXT_CHARS`` per
 text; the tokenizer then keeps at most the spec's ``max_length`` tokens of each. Called by ``serving.codecs.decode``
 for a model whose manifest has a tokenizer.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from serving.answer_options import TOP_K, top_k_from_body
 from serving.codecs.json_body import JSON, parse_json
 from serving.codecs.rows import DATA, INPUT_DATA
 from serving.codecs.types import Codec
@@ -45,6 +48,7 @@ class TextRequest:
     texts: list[str]
     codec: Codec
     request_id: str | None = None
+    top_k: int | None = None
 
 
 def decode_texts(body: bytes, content_type: str | None, limits: TextLimits) -> TextRequest:
@@ -69,17 +73,22 @@ def decode_texts(body: bytes, content_type: str | None, limits: TextLimits) -> T
     except ClientError as err:
         raise ClientError(err.status, err.code, f"{err.message}; expected JSON like {EXAMPLE}") from err
     if isinstance(document, dict):
+        if "data" in document or "input_data" in document:
+            top_k = top_k_from_body(document.get(TOP_K), f'"{TOP_K}"')
         if "data" in document:
-            return TextRequest(_checked(_texts_of(document["data"], "data"), "data", limits), DATA)
+            return TextRequest(_checked(_texts_of(document["data"], "data"), "data", limits), DATA, top_k=top_k)
         if "input_data" in document:
             value = document["input_data"]
             if isinstance(value, dict):
-                return TextRequest(_checked(_columns(value), "input_data.data", limits), INPUT_DATA)
-            return TextRequest(_checked(_texts_of(value, "input_data"), "input_data", limits), INPUT_DATA)
+                return TextRequest(_checked(_columns(value), "input_data.data", limits), INPUT_DATA, top_k=top_k)
+            texts = _checked(_texts_of(value, "input_data"), "input_data", limits)
+            return TextRequest(texts, INPUT_DATA, top_k=top_k)
         if "inputs" in document:
             request_id = document.get("id")
+            parameters = document.get("parameters")
+            top_k = top_k_from_body(parameters.get(TOP_K) if isinstance(parameters, dict) else None, "parameters.top_k")
             texts = _checked(_v2_texts(document["inputs"]), "inputs[0].data", limits)
-            return TextRequest(texts, V2, request_id if isinstance(request_id, str) else None)
+            return TextRequest(texts, V2, request_id if isinstance(request_id, str) else None, top_k)
     found = f"an object with keys {describe_keys(document)}" if isinstance(document, dict) else json_type(document)
     raise ClientError(
         400,

@@ -38,6 +38,7 @@ class Decoded:
     codec: Codec
     request_id: str | None = None
     item_facts: tuple[dict[str, Any], ...] = ()
+    top_k: int | None = None  # answer each row with its k most probable labels (the request's top_k)
 
     @property
     def protocol(self) -> str:
