@@ -157,6 +157,24 @@ def test_bad_text_requests_get_their_4xx_and_code_and_the_next_good_request_work
     assert len(BAD_TEXT_REQUESTS) >= 15
 
 
+def test_top_k_is_answered_for_texts_in_every_way_it_can_be_asked(served_topics: InferenceServer, in_process) -> None:
+    expected = in_process.predict_texts(TEXTS).top_k(2)
+    url = served_topics.url + "/score"
+
+    by_query = post_json(url + "?top_k=2", {"data": TEXTS}).json()
+    by_field = post_json(url, {"input_data": TEXTS, "top_k": 2}).json()
+    by_v2 = post_json(url, {**v2_body(TEXTS), "parameters": {"top_k": 2}}).json()
+    disagreeing = post_json(url + "?top_k=3", {"data": TEXTS, "top_k": 2})
+
+    assert by_query["predictions"] == by_field["predictions"]
+    assert [[item["label"] for item in row] for row in by_query["predictions"]] == [
+        [item["label"] for item in row] for row in expected
+    ]
+    labels = {o["name"]: o for o in by_v2["outputs"]}["labels"]
+    assert labels["shape"] == [len(TEXTS), 2] and labels["data"][::2] == [row[0]["label"] for row in expected]
+    assert (disagreeing.status, disagreeing.json()["code"]) == (422, "invalid_top_k")
+
+
 def test_get_score_describes_the_text_contract(served_topics: InferenceServer) -> None:
     described = request(served_topics.url + "/score").json()
 
@@ -196,6 +214,7 @@ def test_embeddings_are_answered_in_json_v2_and_npy_as_in_process(encoder_dir: P
             headers={"Accept": "application/x-npy"},
         )  # fmt: skip
         described = request(server.url + "/score").json()
+        not_applicable = post_json(server.url + "/score?top_k=2", {"data": TEXTS})
 
     np.testing.assert_allclose(as_json["embeddings"], expected, atol=1e-6)
     tensor = as_v2["outputs"][0]
@@ -203,6 +222,7 @@ def test_embeddings_are_answered_in_json_v2_and_npy_as_in_process(encoder_dir: P
     np.testing.assert_allclose(np.reshape(tensor["data"], tensor["shape"]), expected, atol=1e-6)
     np.testing.assert_allclose(np.load(io.BytesIO(as_npy.body), allow_pickle=False), expected, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
+    assert (not_applicable.status, not_applicable.json()["code"]) == (422, "top_k_not_applicable")
     assert described["runtime"] == "onnxruntime" and described["output"]["pooling"] == "mean"
     assert described["response"] == {"embeddings": "one vector of 32 numbers per text"}
 
@@ -215,3 +235,21 @@ def test_a_lone_surrogate_that_reaches_the_text_check_is_a_422() -> None:
         _checked(["fine", "bad \ud800 half"], "data", TextLimits())
 
     assert (caught.value.status, caught.value.code) == (422, "invalid_text") and "data[1]" in caught.value.message
+
+
+def test_a_multilabel_text_model_answers_every_topic_a_text_mentions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import scoring_app_client
+    from training.train import train_topics_multilabel
+
+    train_topics_multilabel(tmp_path / "model", epochs=8)
+    client = scoring_app_client(monkeypatch, tmp_path)
+    both = "The striker scored twice in the derby. Heavy rain flooded the valley tonight."
+
+    answer = client.post("/score", json={"data": [both, TEXTS[3]]}).get_json()
+    as_v2 = client.post("/score", json=v2_body([both])).get_json()
+
+    assert sorted(answer["predictions"][0]) == ["sport", "weather"] and answer["predictions"][1] == ["food"]
+    flags = {o["name"]: o for o in as_v2["outputs"]}["predictions"]
+    assert flags["datatype"] == "BOOL" and flags["data"] == [True, True, False, False]
