@@ -180,11 +180,10 @@ class InputSpec:
         """Human-readable description of one row, for error messages: '64 numbers (flat, or nested 8×8)'."""
         if self.dynamic:
             kind = "whole numbers" if self.dtype == "int64" else "numbers"
-            axes = "×".join("any length" if d == DYNAMIC else str(d) for d in self.shape)
-            text = f"{kind} shaped {axes}"
             if self.minimum is not None and self.maximum is not None:
-                text += f" between {_number(self.minimum)} and {_number(self.maximum)}"
-            return text
+                kind += f" from {_number(self.minimum)} to {_number(self.maximum)}"
+            axes = "×".join("any length" if d == DYNAMIC else str(d) for d in self.shape)
+            return f"{kind}, shaped {axes}"
         nested = [s for s in self.accepted_row_shapes if len(s) > 1]
         text = f"{self.size} numbers"
         if self.names:

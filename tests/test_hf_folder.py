@@ -158,3 +158,23 @@ def test_a_manifest_is_made_from_the_folder_without_torch_or_transformers(bert_f
     assert manifest.architecture == "transformers" and manifest.config["task"] == "sequence-classification"
     assert manifest.inputs[0].maximum == json.loads((folder / "config.json").read_text())["vocab_size"] - 1
     assert not (folder / MANIFEST_NAME).exists()  # reading never writes into the folder
+
+
+def test_the_doctor_says_whether_the_model_type_is_allowed_and_whether_config_fits_weights(
+    bert_folder: Path, tmp_path: Path
+) -> None:
+    from serving.doctor import diagnose
+
+    good = saved_copy(bert_folder, tmp_path, "good")
+    wrong = saved_copy(bert_folder, tmp_path, "wrong")
+    edit_config(wrong, hidden_size=48)
+    foreign = saved_copy(bert_folder, tmp_path, "foreign")
+    edit_config(foreign, model_type="gpt2")
+
+    ok, report = diagnose(str(good), environ={})
+    wrong_ok, wrong_report = diagnose(str(wrong), environ={})
+    foreign_ok, foreign_report = diagnose(str(foreign), environ={})
+
+    assert ok and "model_type 'bert' (allowed)" in report and "tokenizer: tokenizer.json" in report
+    assert not wrong_ok and "size mismatch for bert.embeddings.word_embeddings.weight" in wrong_report
+    assert not foreign_ok and "model_type 'gpt2' (NOT served; allowed:" in foreign_report

@@ -254,3 +254,14 @@ def test_an_embedding_output_pools_over_the_mask_and_normalises() -> None:
 
     assert embedding_head(hidden, mean, mask).tolist() == [[2.0, 2.0]]
     assert embedding_head(hidden, cls, mask).tolist() == [[1.0, 0.0]]
+
+
+def test_the_doctor_names_the_tokenizer_and_compares_the_export_on_texts(topics_folder: Path) -> None:
+    from serving.doctor import diagnose
+
+    ok, report = diagnose(str(topics_folder), environ={})
+
+    assert ok, report
+    assert "tokenizer: tokenizer.json (sha256 matches)" in report and "max_length 64 (cut on the right)" in report
+    assert "inputs: input_ids (whole numbers from 0 to" in report
+    assert "The ONNX export answers like the weights" in report

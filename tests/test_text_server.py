@@ -185,6 +185,31 @@ def test_get_score_describes_the_text_contract(served_topics: InferenceServer) -
     assert described["output"]["labels"] == ["sport", "weather", "food", "technology"]
 
 
+def test_the_openapi_documents_of_a_text_model_describe_what_the_server_takes_and_answers(
+    served_topics: InferenceServer,
+) -> None:
+    import jsonschema
+
+    from serving.openapi import openapi_documents
+
+    document = openapi_documents("topics_text", Settings.from_env(LIMITS))["3"]
+
+    def valid(name: str, instance: object) -> bool:
+        schema = {**document["components"]["schemas"][name], "components": document["components"]}
+        return jsonschema.Draft7Validator(schema).is_valid(instance)
+
+    post = document["paths"]["/score"]["post"]
+    answer = post_json(served_topics.url + "/score", post["requestBody"]["content"]["application/json"]["example"])
+    ranked = post_json(served_topics.url + "/score?top_k=2", {"data": TEXTS})
+
+    assert set(post["requestBody"]["content"]) == {"application/json", "text/plain"}
+    assert valid("DataRequest", {"data": TEXTS}) and valid("InputDataRequest", {"input_data": {"data": [[TEXTS[0]]]}})
+    assert valid("V2Request", v2_body(TEXTS))
+    assert not valid("DataRequest", {"data": ["a", 3]}) and not valid("DataRequest", {"data": ["a"] * 9})
+    assert answer.status == 200 and valid("Prediction", answer.json())
+    assert valid("RankedPrediction", ranked.json())
+
+
 def test_the_score_line_records_texts_tokens_and_tokenization_time(served_topics: InferenceServer) -> None:
     post_json(served_topics.url + "/score", {"data": TEXTS}, headers={"x-request-id": "text-log-1"})
 
