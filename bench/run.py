@@ -20,6 +20,8 @@ that slows down for a while slows every server alike. Its ratios are taken withi
 reported; the rounds show the noise. The one-worker servers run side by side too, each load by every server back
 to back. The load generator is ``wrk`` when installed (``make bench`` installs it), else a slower threaded Python
 client, said in the report.
+Then the text rows (``bench/text.py``): a small transformers classifier, 1 and 32 texts per request, against a
+sample-style pipeline, and padding to the longest text against padding to ``max_length`` (``--no-text`` skips them).
 Every server is stopped by its PID. Writes ``build/bench/results.json``, ``results.md`` and ``chart.png``, and
 ``docs/performance.md`` (the same report, with what was compared and on which machine).
 """
@@ -579,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3, help="per load run (whole seconds, as wrk takes them)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the key comparison")
     parser.add_argument("--quick", action="store_true", help="a tiny version: 2 workers only, fewer loads")
+    parser.add_argument("--no-text", action="store_true", help="skip the text rows (bench/text.py)")
     parser.add_argument(
         "--docs", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="the page to write ('' for none)"
     )
@@ -586,13 +589,21 @@ def main(argv: list[str] | None = None) -> int:
 
     results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
     report = markdown(results)
-    (args.out / "results.json").write_text(json.dumps({**asdict(results), "ratios": ratios(results)}, indent=2) + "\n")
+    text_runs = []
+    from bench import text
+
+    if not args.no_text:  # bench/text.py: a transformers classifier, template against a sample-style pipeline
+        text_runs = text.benchmark(args.out / "text", args.seconds, quick=args.quick)
+        report += "\n" + text.markdown(text_runs)
+    document = {**asdict(results), "ratios": ratios(results), "text": [asdict(run) for run in text_runs]}
+    (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (args.out / "results.md").write_text(report)
     has_chart = chart(results, args.out / "chart.png")
     written = [args.out / "results.json", args.out / "results.md"] + ([args.out / "chart.png"] if has_chart else [])
     if str(args.docs) not in ("", "."):
         today = time.strftime("%Y-%m-%d")
-        args.docs.write_text(performance_page(results, machine_description(), today))
+        text_section = "\n" + text.markdown(text_runs) if text_runs else ""
+        args.docs.write_text(performance_page(results, machine_description(), today) + text_section)
         written.append(args.docs)
     print(report)
     print("wrote " + ", ".join(map(str, written)))
