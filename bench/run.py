@@ -9,7 +9,8 @@ In one run, back to back on the same machine, real ``azmlinfsrv`` servers on loo
 (c') ``score.py`` with ``MODEL_RUNTIME=torch``: what a folder without an export (any torch.save file) gets.
 
 Loads: 1 row per request at 1 and 8 clients with 1 and 2 workers; 256 rows per request as JSON and as .npy
-(the .npy load also asks for a .npy answer).
+(the .npy load also asks for a .npy answer). Then the image rows (``bench/images.py``): the shapes example against
+an image script in the samples' style, JPEGs one and sixteen per request.
 Every load run also reports the workers' CPU per request (their processes' user and system time over the
 requests answered): what sizes an endpoint's instances, and where a gap in requests/s comes from.
 Also the model's in-process forward time (the floor), cold start (launch to the first 200, and to every worker
@@ -21,7 +22,8 @@ reported; the rounds show the noise. The one-worker servers run side by side too
 to back. The load generator is ``wrk`` when installed (``make bench`` installs it), else a slower threaded Python
 client, said in the report.
 Then the text rows (``bench/text.py``): a small transformers classifier, 1 and 32 texts per request, against a
-sample-style pipeline, and padding to the longest text against padding to ``max_length`` (``--no-text`` skips them).
+sample-style pipeline, and padding to the longest text against padding to ``max_length`` (``--no-text`` skips them,
+``--only text`` runs them alone).
 Every server is stopped by its PID. Writes ``build/bench/results.json``, ``results.md`` and ``chart.png``, and
 ``docs/performance.md`` (the same report, with what was compared and on which machine).
 """
@@ -41,12 +43,15 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench import images as image_bench
+from bench import text as text_bench
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
@@ -92,6 +97,7 @@ class Results:
     floor_ms: dict[str, float] = field(default_factory=dict)
     cold_start_s: dict[str, dict[str, float]] = field(default_factory=dict)
     memory_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+    images: dict = field(default_factory=dict)  # bench/images.py's rows, targets and decode share
 
 
 # ---------------------------------------------------------------------------------------------- payloads
@@ -276,9 +282,16 @@ def prepare_model_dirs(model_folder: Path, root: Path) -> dict[str, Path]:
     return {"noop": noop, "sample": sample, "template": template, "template-torch": template}
 
 
+def load_generator() -> tuple[Callable, str]:
+    """wrk when installed, else the threaded Python client; and its name for the report."""
+    if shutil.which("wrk"):
+        return run_wrk, "wrk"
+    return run_python, "python threads (wrk not installed)"
+
+
 def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool) -> Results:
-    generator = run_wrk if shutil.which("wrk") else run_python
-    results = Results("wrk" if generator is run_wrk else "python threads (wrk not installed)", seconds)
+    generator, generator_name = load_generator()
+    results = Results(generator_name, seconds)
     out.mkdir(parents=True, exist_ok=True)
     payloads = write_payloads(out)
     model_dirs = prepare_model_dirs(model_folder, out / "models")
@@ -441,8 +454,13 @@ def targets(results: Results) -> list[str]:
 
 def markdown(results: Results) -> str:
     """The report: ratios first, then the figures they come from, then every run."""
-    columns = list(ratios(results)[0]) if results.runs else []
-    lines = [f"Load generator: {results.generator}; {results.seconds_per_run:g} s per run; loopback.", ""]
+    lines = [f"Load generator: {results.generator}; {results.seconds_per_run:g} s per run; loopback."]
+    if results.images:
+        lines += image_bench.markdown(results.images)
+    if not results.runs:
+        return "\n".join(lines) + "\n"
+    columns = list(ratios(results)[0])
+    lines += [""]
     lines += ["## Ratios", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row[c]) for c in columns) + " |" for row in ratios(results)]
     lines += ["", "## Targets", "", "The key load's ratios are the median of the per-round ratios.", ""]
@@ -585,16 +603,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--docs", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="the page to write ('' for none)"
     )
+    parser.add_argument(
+        "--only", choices=["images", "text"], help="run only these rows (docs/performance.md left alone)"
+    )
     args = parser.parse_args(argv)
 
-    results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
+    if args.only:
+        results, args.docs = Results(load_generator()[1], args.seconds), Path("")
+    else:
+        results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
+    if not args.quick and args.only in (None, "images"):
+        results.images = image_bench.benchmark(args.out / "images", args.seconds, load_generator()[0], cpu_seconds)
     report = markdown(results)
     text_runs = []
-    from bench import text
-
-    if not args.no_text:  # bench/text.py: a transformers classifier, template against a sample-style pipeline
-        text_runs = text.benchmark(args.out / "text", args.seconds, quick=args.quick)
-        report += "\n" + text.markdown(text_runs)
+    if not args.no_text and args.only in (None, "text"):  # bench/text.py: a transformers classifier vs a pipeline
+        text_runs = text_bench.benchmark(args.out / "text", args.seconds, quick=args.quick)
+        report += "\n" + text_bench.markdown(text_runs)
     document = {**asdict(results), "ratios": ratios(results), "text": [asdict(run) for run in text_runs]}
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (args.out / "results.md").write_text(report)
@@ -602,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     written = [args.out / "results.json", args.out / "results.md"] + ([args.out / "chart.png"] if has_chart else [])
     if str(args.docs) not in ("", "."):
         today = time.strftime("%Y-%m-%d")
-        text_section = "\n" + text.markdown(text_runs) if text_runs else ""
+        text_section = "\n" + text_bench.markdown(text_runs) if text_runs else ""
         args.docs.write_text(performance_page(results, machine_description(), today) + text_section)
         written.append(args.docs)
     print(report)

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.run import cpu_seconds, run_python
 from harness.server import REPO_ROOT, InferenceServer
 
 SERVERS = {  # name -> (entry script, environment, model folder variant)
@@ -151,6 +150,7 @@ def tokenize_share(log: str, since: int) -> float | None:
 
 def benchmark(root: Path, seconds: float, quick: bool = False) -> list[TextRun]:
     """Every load on every server (``quick``: the sample style skipped, it is slow to start and to answer)."""
+    from bench.run import cpu_seconds, run_python  # bench.run imports this module for make bench
     model_dirs = prepare(root / "models")
     pools = write_bodies(root / "bodies")
     use_wrk = shutil.which("wrk") is not None

@@ -81,3 +81,22 @@ def test_the_fallback_load_generator_measures_a_real_server(served, tmp_path: Pa
 
     assert rate > 10 and errors == 0
     assert 0 < p50 <= p99
+
+
+def test_the_image_rows_run_both_servers_on_every_load_and_report_their_targets(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+
+    code = bench.main(["--only", "images", "--seconds", "1", "--out", str(out)])
+
+    images = json.loads((out / "results.json").read_text())["images"]
+    assert code == 0
+    assert {(run["server"], run["load"]) for run in images["runs"]} == {
+        (server, load)
+        for server in ("sample", "template")
+        for load in ("1 JPEG", "16 JPEGs multipart", "1 photo 1600×1200")
+    }
+    assert all(run["errors"] == 0 and run["images/s"] > 0 and run["worker CPU ms/image"] > 0 for run in images["runs"])
+    assert 0 < images["decode_ms_per_image"]["1 JPEG"] < images["decode_ms_per_image"]["1 photo 1600×1200"]
+    assert len(images["targets"]) == 2 and all(" x" not in t for t in images["targets"])
+    report = (out / "results.md").read_text()
+    assert "## Images (the shapes example" in report and "template >= 3x sample images/s" in report

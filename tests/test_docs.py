@@ -25,7 +25,8 @@ from tests.helpers import REPO_ROOT
 README = REPO_ROOT / "README.md"
 DOCS = REPO_ROOT / "docs"
 DOCUMENTS = [README, *sorted(DOCS.glob("*.md"))]
-README_MOST_LINES = 260
+# A guide to rows, images, text, batch scoring and monitoring: a short section each, the depth in docs/.
+README_MOST_LINES = 320
 
 GENERATED = {"outputs", "build", ".venv"}  # written by training, make and jobs; absent from a clean checkout
 PLACEHOLDERS = ("<", "my_model", "path/to", "...")
@@ -182,7 +183,7 @@ def test_every_docs_page_the_readme_links_exists() -> None:
     assert not missing, f"README.md links docs pages that do not exist: {missing}"
 
 
-def test_the_readme_stays_a_guide_of_at_most_260_lines() -> None:
+def test_the_readme_stays_a_short_guide() -> None:
     lines = len(README.read_text().splitlines())
 
     assert lines <= README_MOST_LINES, f"README.md has {lines} lines; move depth to docs/"

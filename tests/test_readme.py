@@ -23,7 +23,17 @@ pytestmark = [
 ]
 README = REPO_ROOT / "README.md"
 EXAMPLE = re.compile(r"^<!-- example: ([\w-]+) -->\n```bash\n(.*?)```", flags=re.S | re.M)
-EXAMPLE_NAMES = ["quick-start", "data-nested", "input-data", "v2", "npy", "error"]
+EXAMPLE_NAMES = [
+    "quick-start",
+    "data-nested",
+    "input-data",
+    "v2",
+    "npy",
+    "image-raw",
+    "image-multipart",
+    "image-base64",
+    "error",
+]
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ def test_the_readme_marks_every_example_this_file_checks() -> None:
     assert '"input_data"' in examples["input-data"].command
     assert '"inputs"' in examples["v2"].command
     assert "application/x-npy" in examples["npy"].command
+    assert "image/png" in examples["image-raw"].command and "-F file=@" in examples["image-multipart"].command
 
 
 @pytest.mark.parametrize(
@@ -100,3 +111,17 @@ def test_the_npy_sample_holds_the_json_sample() -> None:
     rows = json.loads((REPO_ROOT / "deploy" / "sample-request.json").read_text())["data"]
 
     assert np.array_equal(np.load(REPO_ROOT / "deploy" / "sample-request.npy"), np.asarray(rows, dtype=np.float32))
+
+
+@pytest.mark.parametrize("name", ["image-raw", "image-base64"])
+def test_each_image_example_is_answered_with_the_digit_in_the_picture(served: InferenceServer, name: str) -> None:
+    answer = run_curl(example(name).command, served)
+
+    assert answer["predictions"] == [3]  # deploy/sample-digit.png is a 3
+
+
+def test_the_multipart_example_answers_the_three_most_probable_digits(served: InferenceServer) -> None:
+    [ranked] = run_curl(example("image-multipart").command, served)["predictions"]
+
+    assert len(ranked) == 3 and ranked[0]["label"] == 3
+    assert ranked[0]["score"] >= ranked[1]["score"] >= ranked[2]["score"]

@@ -75,6 +75,14 @@ def test_the_body_timeout_is_10_seconds_unless_set() -> None:
     assert Settings.from_env({"BODY_TIMEOUT_S": "2.5"}).body_timeout_s == 2.5
 
 
+def test_the_body_limit_defaults_by_input_kind_unless_set() -> None:
+    default, chosen = Settings.from_env({}), Settings.from_env({"MAX_BODY_BYTES": "5000000", "MAX_IMAGES": "4"})
+
+    assert (default.body_limit(takes_images=False), default.body_limit(takes_images=True)) == (1_500_000, 20_000_000)
+    assert (chosen.body_limit(takes_images=False), chosen.body_limit(takes_images=True)) == (5_000_000, 5_000_000)
+    assert (default.max_images, chosen.max_images) == (64, 4)
+
+
 def test_text_limits_default_and_read_from_the_environment() -> None:
     assert Settings.from_env({}).text_limits == TextLimits(256, 10_000)
     assert Settings.from_env({"MAX_TEXTS": "8", "MAX_TEXT_CHARS": "400"}).text_limits == TextLimits(8, 400)
