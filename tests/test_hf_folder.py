@@ -20,6 +20,8 @@ from serving.settings import Settings
 from serving.startup import load_predictor
 from training.train import train_transformers
 
+pytestmark = pytest.mark.slow  # trains a text model (seconds)
+
 TEXTS = [
     "The striker scored twice in the derby.",
     "Heavy rain flooded the valley tonight, the river banks and the farmland. Nobody saw it coming, honestly.",

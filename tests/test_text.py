@@ -21,6 +21,8 @@ from serving.startup import load_predictor
 from training.data import TOPICS_FILE
 from training.train import train_topics
 
+pytestmark = pytest.mark.slow  # trains a text model (seconds)
+
 TEXTS = [
     "The striker scored twice in the derby.",
     "Heavy rain flooded the valley tonight, the river banks and the farmland. Nobody saw it coming, honestly.",

@@ -210,6 +210,13 @@ def test_the_openapi_documents_of_a_text_model_describe_what_the_server_takes_an
     assert valid("RankedPrediction", ranked.json())
 
 
+def test_make_smoke_sends_a_text_model_the_sample_texts(served_topics: InferenceServer) -> None:
+    from harness import smoke
+
+    assert smoke.sample_for(request(served_topics.url + "/score").json()) == smoke.SAMPLE_TEXTS
+    assert smoke.main(["--url", served_topics.url + "/score"]) == 0
+
+
 def test_the_score_line_records_texts_tokens_and_tokenization_time(served_topics: InferenceServer) -> None:
     post_json(served_topics.url + "/score", {"data": TEXTS}, headers={"x-request-id": "text-log-1"})
 
