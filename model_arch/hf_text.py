@@ -20,22 +20,10 @@ from torch import nn
 
 from model_arch.architecture import Architecture
 from model_arch.spec import DYNAMIC, InputSpec, OutputSpec
-from model_arch.text import TextSpec
+from model_arch.text import HF_ARCHITECTURE, HF_MODEL_TYPES, HF_TASKS, TextSpec
 
-NAME = "transformers"
-# model_type -> the inputs its forward takes first, in order (what the tokenizer fills).
-MODEL_TYPES: dict[str, tuple[str, ...]] = {
-    "bert": ("input_ids", "attention_mask", "token_type_ids"),
-    "electra": ("input_ids", "attention_mask", "token_type_ids"),
-    "distilbert": ("input_ids", "attention_mask"),
-    "roberta": ("input_ids", "attention_mask"),
-    "xlm-roberta": ("input_ids", "attention_mask"),
-}
-# task -> (the transformers Auto class, the output that holds the answer)
-TASKS = {
-    "sequence-classification": ("AutoModelForSequenceClassification", "logits"),
-    "feature-extraction": ("AutoModel", "last_hidden_state"),
-}
+# The allow-lists live in model_arch.text, which imports no torch: a worker serving an ONNX export reads them.
+NAME, MODEL_TYPES, TASKS = HF_ARCHITECTURE, HF_MODEL_TYPES, HF_TASKS
 
 
 def build_transformers_model(task: str, hf_config: dict[str, Any]) -> nn.Module:

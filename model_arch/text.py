@@ -27,6 +27,22 @@ PADDINGS = ("longest", "max_length")  # to the longest text of the batch, or eve
 MAX_LENGTH = 8192  # the most tokens a spec may keep per text
 HEX = "0123456789abcdef"
 
+# Hugging Face encoders this template rebuilds from a config.json (model_arch.hf_text, model_folder.hf_folder).
+HF_ARCHITECTURE = "transformers"  # the architecture a save_pretrained folder is served as (model_arch.hf_text)
+# model_type -> the inputs its forward takes first, in order (what the tokenizer fills).
+HF_MODEL_TYPES: dict[str, tuple[str, ...]] = {
+    "bert": ("input_ids", "attention_mask", "token_type_ids"),
+    "electra": ("input_ids", "attention_mask", "token_type_ids"),
+    "distilbert": ("input_ids", "attention_mask"),
+    "roberta": ("input_ids", "attention_mask"),
+    "xlm-roberta": ("input_ids", "attention_mask"),
+}
+# task -> (the transformers Auto class, the output that holds the answer)
+HF_TASKS = {
+    "sequence-classification": ("AutoModelForSequenceClassification", "logits"),
+    "feature-extraction": ("AutoModel", "last_hidden_state"),
+}
+
 
 @dataclass(frozen=True)
 class TextSpec:

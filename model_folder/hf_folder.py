@@ -22,8 +22,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model_arch.hf_text import MODEL_TYPES, NAME, TASKS
 from model_arch.spec import DYNAMIC, InputSpec, OutputSpec
+from model_arch.text import HF_ARCHITECTURE as NAME
+from model_arch.text import HF_MODEL_TYPES as MODEL_TYPES
+from model_arch.text import HF_TASKS as TASKS
 from model_arch.text import MAX_LENGTH, TextSpec
 from model_folder.manifest import MAX_MANIFEST_BYTES, Manifest, ModelFolderError, sha256_of
 

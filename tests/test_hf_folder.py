@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from model_folder.manifest import MANIFEST_NAME, ModelFolderError, read_manifest
 from model_folder.onnx_export import TOLERANCE, export_onnx
 from serving.settings import Settings
 from serving.startup import load_predictor
+from tests.helpers import REPO_ROOT
 from training.train import train_transformers
 
 pytestmark = pytest.mark.slow  # trains a text model (seconds)
@@ -82,6 +85,13 @@ def test_the_onnx_export_has_dynamic_axes_and_agrees_with_pytorch_on_mixed_lengt
     assert np.max(np.abs(onnx.predict(batch).values - torch_.predict(batch).values)) <= TOLERANCE
     for rows in (1, 3):  # other batch sizes and lengths than the export's example (2 rows of 8 tokens)
         assert onnx.predict_texts(TEXTS[-rows:]).values.shape == (rows, 4)
+    script = (
+        "import sys; from serving.settings import Settings; from serving.startup import load_predictor; "
+        f"p = load_predictor(Settings(model_dir={str(folder)!r})); import score; "
+        "print(p.engine.name, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))"
+    )
+    worker = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert worker.stdout.split() == ["onnxruntime", "[]"], worker.stderr[-2000:]  # neither torch nor transformers
 
 
 def test_a_pytorch_model_bin_is_read_by_the_safe_loader(bert_folder: Path, tmp_path: Path) -> None:
