@@ -8,7 +8,7 @@ here. Settings are environment variables (``serving/settings.py``, README "Setti
 
 from azureml_inference_server_http.api.aml_request import rawhttp
 
-from serving import http, logs
+from serving import collection, http, logs
 from serving.settings import Settings
 from serving.startup import load_predictor
 
@@ -22,6 +22,7 @@ def init():
     _settings = Settings.from_env()
     logs.attach_to_server_logging(server_access_lines=_settings.server_access_log)
     _predictor = load_predictor(_settings)
+    collection.start(_settings, _predictor)  # model data collection, when the deployment turns it on
 
 
 @rawhttp

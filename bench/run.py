@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import collection as collection_bench
 from bench import images as image_bench
 from bench import text as text_bench
 from harness.layout import lay_out_like_azure
@@ -289,14 +290,13 @@ def load_generator() -> tuple[Callable, str]:
     return run_python, "python threads (wrk not installed)"
 
 
-def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool) -> Results:
+def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick: bool, only: str = "all") -> Results:
     generator, generator_name = load_generator()
     results = Results(generator_name, seconds)
     out.mkdir(parents=True, exist_ok=True)
     payloads = write_payloads(out)
     model_dirs = prepare_model_dirs(model_folder, out / "models")
     print(f"load generator: {results.generator}; {seconds:g} s per run", flush=True)
-    results.floor_ms = forward_floor(model_folder)
 
     def measure(server: InferenceServer, name: str, workers: int, payload: str, clients: int, repeat: int = 0):
         body, content_type, rows = payloads[payload]
@@ -314,6 +314,10 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
         cpu_text = "-" if cpu_ms is None else f"{cpu_ms:.3f}"
         print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}  worker CPU {cpu_text} ms/req", flush=True)
 
+    if only == "collection":  # make bench ONLY=collection: the data collection rows alone (bench/collection.py)
+        collection_bench.benchmark(model_dirs["template"], repeats, measure)
+        return results
+    results.floor_ms = forward_floor(model_folder)
     # Two workers: every server up at once (idle ones cost nothing), each started alone for its cold start. The
     # key comparison then runs round-robin, so a machine that slows down for a while slows every server alike.
     with contextlib.ExitStack() as stack:
@@ -347,6 +351,8 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
             for clients in (1, 8):
                 for name, server in singles.items():
                     measure(server, name, 1, "1 row", clients)
+    if not quick:  # data collection on against off (bench/collection.py)
+        collection_bench.benchmark(model_dirs["template"], repeats, measure)
     return results
 
 
@@ -478,7 +484,8 @@ def markdown(results: Results) -> str:
             + ", ".join(f"{server} {value:.3f}" for server, value in cpu.items())
             + f"; the template spends {cpu['template'] - cpu['noop']:.3f} ms more than the do-nothing script"
         )
-    lines += ["", "## In process, cold start, memory", ""]
+    lines += ["", *collection_bench.section(results.runs)]
+    lines += ["## In process, cold start, memory", ""]
     lines += ["- Forward pass and decoding in process (median ms, one thread): "]
     lines[-1] += ", ".join(f"{k} {v}" for k, v in results.floor_ms.items())
     lines += ["- Cold start (s, 2 workers): " + "; ".join(f"{k}: {v}" for k, v in results.cold_start_s.items())]
@@ -604,10 +611,20 @@ def main(argv: list[str] | None = None) -> int:
         "--docs", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="the page to write ('' for none)"
     )
     parser.add_argument(
-        "--only", choices=["images", "text"], help="run only these rows (docs/performance.md left alone)"
+        "--only",
+        choices=["images", "text", "collection"],
+        help="run only these rows (images, text: docs/performance.md left alone; collection: its section renewed)",
     )
     args = parser.parse_args(argv)
 
+    if args.only == "collection":  # its section alone, spliced into the page the last full run wrote
+        results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick, "collection")
+        section = collection_bench.section(results.runs)
+        (args.out / "collection.md").write_text("\n".join(section))
+        if str(args.docs) not in ("", ".") and args.docs.exists():
+            args.docs.write_text(collection_bench.splice(args.docs.read_text(), section))
+        print("\n".join(section))
+        return 0
     if args.only:
         results, args.docs = Results(load_generator()[1], args.seconds), Path("")
     else:
@@ -626,8 +643,10 @@ def main(argv: list[str] | None = None) -> int:
     written = [args.out / "results.json", args.out / "results.md"] + ([args.out / "chart.png"] if has_chart else [])
     if str(args.docs) not in ("", "."):
         today = time.strftime("%Y-%m-%d")
+        page = args.docs.read_text() if args.docs.is_file() else ""
+        batch = page[page.index("\n## Batch scoring\n") :] if "\n## Batch scoring\n" in page else ""  # bench/batch.py's
         text_section = "\n" + text_bench.markdown(text_runs) if text_runs else ""
-        args.docs.write_text(performance_page(results, machine_description(), today) + text_section)
+        args.docs.write_text(performance_page(results, machine_description(), today) + text_section + batch)
         written.append(args.docs)
     print(report)
     print("wrote " + ", ".join(map(str, written)))

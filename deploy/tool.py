@@ -1,5 +1,6 @@
 """Deploy to Azure ML from the YAML in ``deploy/``: ``python -m deploy.tool COMMAND`` (``make validate``, ``make
-deploy``, ``make rollout``, ``make invoke``, ``make logs``).
+deploy``, ``make rollout``, ``make invoke``, ``make logs``; ``make batch-deploy``, ``make batch-invoke`` for the batch
+endpoint in ``deploy/batch/``, whose checks live in ``deploy/batch_specs.py``).
 
 The YAML files are the deployment spec; this tool loads them with ``azure-ai-ml``'s own loaders and never restates
 them. ``validate`` (and ``--dry-run`` on every other command) works offline, without credentials: it loads every
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from deploy import batch_specs
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 REPO_ROOT = DEPLOY_DIR.parent
@@ -54,14 +57,7 @@ def load_specs(deploy_dir: Path = DEPLOY_DIR) -> Specs:
     from azure.ai.ml import load_job, load_model, load_online_deployment, load_online_endpoint
 
     def load(loader, relative: str):
-        path = deploy_dir / relative
-        try:
-            return loader(path)
-        except Exception as err:  # the loaders raise ValidationError, ValueError, FileNotFoundError, ...
-            boilerplate = ("Visit this link", "The easiest way to author")
-            lines = [line for line in str(err).splitlines() if line.strip() and not line.startswith(boilerplate)]
-            reason = "\n".join(lines)[:2000]
-            raise SpecError(f"{path} does not load ({type(err).__name__}):\n{reason}") from err
+        return load_one(loader, deploy_dir / relative)
 
     return Specs(
         endpoint=load(load_online_endpoint, "endpoint.yml"),
@@ -71,6 +67,21 @@ def load_specs(deploy_dir: Path = DEPLOY_DIR) -> Specs:
         kubernetes_deployment=load(load_online_deployment, "kubernetes/deployment.yml"),
         train_job=load(load_job, "train-job.yml"),
     )
+
+
+def load_one(loader, path: Path) -> Any:
+    """One spec through its azure-ai-ml loader.
+
+    Raises:
+        SpecError: naming the file and the loader's reason, without the loader's boilerplate.
+    """
+    try:
+        return loader(path)
+    except Exception as err:  # the loaders raise ValidationError, ValueError, FileNotFoundError, ...
+        boilerplate = ("Visit this link", "The easiest way to author")
+        lines = [line for line in str(err).splitlines() if line.strip() and not line.startswith(boilerplate)]
+        reason = "\n".join(lines)[:2000]
+        raise SpecError(f"{path} does not load ({type(err).__name__}):\n{reason}") from err
 
 
 def check(specs: Specs, deploy_dir: Path = DEPLOY_DIR) -> list[str]:
@@ -130,6 +141,7 @@ def _check_deployment(deployment: Any, endpoint: Any, path: Path) -> list[str]:
             f"BODY_TIMEOUT_S ({env['BODY_TIMEOUT_S']} s) is longer than request_timeout_ms ({timeout_ms}); a stalled "
             "upload would hold a worker after the gateway answered the client"
         )
+    problems += _check_data_collector(deployment.data_collector, env)
     probe = deployment.readiness_probe
     if probe is None:
         problems.append("readiness_probe is not set; size it for the model's start-up")
@@ -143,6 +155,23 @@ def _check_deployment(deployment: Any, endpoint: Any, path: Path) -> list[str]:
     code = deployment.code_configuration
     if code and not (path.parent / code.code / code.scoring_script).resolve().is_file():
         problems.append(f"code_configuration: {code.scoring_script} is not in {code.code}")
+    return problems
+
+
+def _check_data_collector(collector: Any, env: dict[str, str]) -> list[str]:
+    """The collections score.py sends (serving/collection.py), and no DATA_COLLECTION=off beside them."""
+    if collector is None or not collector.collections:
+        return []
+    names = set(collector.collections)
+    unknown = sorted(names - {"model_inputs", "model_outputs", "request", "response"})
+    problems = []
+    if unknown:
+        problems.append(
+            f"data_collector.collections names {unknown}; score.py sends model_inputs and model_outputs "
+            "(docs/data-collection.md)"
+        )
+    if str(env.get("DATA_COLLECTION", "")).strip().lower() == "off" and names & {"model_inputs", "model_outputs"}:
+        problems.append("data_collector collects model_inputs/model_outputs, but DATA_COLLECTION=off sends nothing")
     return problems
 
 
@@ -267,7 +296,10 @@ def rollout(client: Any, specs: Specs, step: str, percent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["validate", "deploy", "rollout", "invoke", "logs"])
+    parser.add_argument(
+        "command", choices=["validate", "deploy", "rollout", "invoke", "logs", "batch-deploy", "batch-invoke"]
+    )
+    parser.add_argument("--input", help="batch-invoke: a local folder or file (uploaded), or an azureml:// URI")
     parser.add_argument("--deployment", choices=DEPLOYMENTS, default="blue")
     parser.add_argument("--step", choices=["green", "mirror", "shift", "retire"], help="rollout step")
     parser.add_argument("--percent", type=int, default=10, help="traffic share for mirror and shift")
@@ -283,9 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.percent <= 100:
         parser.error("--percent must be between 0 and 100")
 
+    if args.command == "batch-invoke" and not args.input:
+        parser.error("batch-invoke needs --input (make batch-invoke INPUT=folder)")
     try:
         specs = load_specs(args.deploy_dir)
         problems = check(specs, args.deploy_dir)
+        batch = batch_specs.load(args.deploy_dir)  # the batch endpoint's specs (deploy/batch/), checked alike
+        problems += [f"batch/{p}" for p in batch_specs.check(batch, args.deploy_dir)]
+        job_input = batch_specs.input_of(args.input) if args.command == "batch-invoke" else None
     except SpecError as err:
         print(f"INVALID: {err}", file=sys.stderr)
         return 1
@@ -293,8 +330,15 @@ def main(argv: list[str] | None = None) -> int:
         print("INVALID:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 1
     names = list(DEPLOYMENTS) if args.command == "validate" else [args.deployment]
+    if args.command.startswith("batch-"):
+        names = [f"batch endpoint {batch.endpoint.name}, deployment {batch.deployment.name}"]
     if args.command == "validate" or args.dry_run:
-        print(resolved_yaml(specs, names))
+        if not args.command.startswith("batch-"):
+            print(resolved_yaml(specs, names))
+        if args.command == "validate" or args.command.startswith("batch-"):
+            print(batch_specs.resolved_yaml(batch))
+        if job_input is not None:
+            print(f"# batch job input\n{batch_specs.describe_input(job_input)}")
         print(f"OK: {args.deploy_dir} is valid offline; {args.command} would act on {', '.join(names)}.")
         return 0
     try:
@@ -309,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                 specs.endpoint.name, request_file=request_file, deployment_name=args.deployment
             )
             print(answer)
+        elif args.command == "batch-deploy":
+            batch_specs.deploy(client, batch, args.deploy_dir)
+        elif args.command == "batch-invoke":
+            batch_specs.invoke(client, batch, job_input)
         elif args.command == "logs":
             print(client.online_deployments.get_logs(args.deployment, specs.endpoint.name, lines=args.lines))
     except SpecError as err:
@@ -318,4 +366,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from deploy import tool  # run as deploy.tool, not __main__: deploy/batch_specs.py raises deploy.tool.SpecError
+
+    sys.exit(tool.main())

@@ -1,7 +1,8 @@
 """Run the real Azure ML inference server (``azmlinfsrv``) on loopback, in the foreground or under a test.
 
 ``python -m harness.server`` (what ``make serve`` runs) lays the model folder out as Azure does under
-``build/azureml-models/`` and replaces itself with ``azmlinfsrv`` on 127.0.0.1; Ctrl-C stops it.
+``build/azureml-models/`` and replaces itself with ``azmlinfsrv`` on 127.0.0.1; Ctrl-C stops it. With ``--collect``
+(``make serve COLLECT=1``) it first starts a local receiver for model data collection and turns collection on.
 ``InferenceServer`` starts the same command as a child process for tests and benchmarks, waits until it
 answers ``GET /``, and stops it by its PID.
 """
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", default=DEFAULT_VERSION, help="registered model version (folder level)")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKER_COUNT", "1")))
+    parser.add_argument("--collect", action="store_true", help="data collection on, to a local receiver (COLLECT=1)")
     args = parser.parse_args(argv)
 
     name = args.name or model_name_for(args.model)
@@ -219,7 +221,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Serving on http://127.0.0.1:{args.port}/score  (try: make smoke PORT={args.port})", flush=True)
     command = server_command(model_dir, args.port, args.workers)
     os.chdir(REPO_ROOT)
-    os.execve(command[0], command, server_env(args.workers))
+    os.execve(command[0], command, server_env(args.workers, start_collector_receiver() if args.collect else None))
+
+
+def start_collector_receiver() -> dict[str, str]:
+    """``make serve COLLECT=1``: a receiver on a free loopback port standing in for the instance's agent
+    (``harness.collector_receiver``; it prints each record and appends it to build/collected/records.jsonl, and
+    exits with this process, which becomes the server); returns the environment that turns collection on."""
+    port, out = free_port(), REPO_ROOT / "build" / "collected" / "records.jsonl"
+    receiver = [sys.executable, "-m", "harness.collector_receiver", "--port", str(port), "--out", str(out)]
+    subprocess.Popen([*receiver, "--parent", str(os.getpid())], cwd=REPO_ROOT)
+    print(f"Data collection on: records to 127.0.0.1:{port}, printed here and appended to {out}", flush=True)
+    return {"AZUREML_MDC_ENABLED": "true", "AZUREML_MDC_HOST": "127.0.0.1", "AZUREML_MDC_PORT": str(port)}
 
 
 if __name__ == "__main__":

@@ -277,6 +277,13 @@ def _format_of(data: bytes) -> str:
 def _not_an_allowed_image(data: bytes, image: ImageSpec) -> ImageError:
     found = _format_of(data)
     accepted = ", ".join(image.formats)
+    if found in image.formats:  # its signature, but no decoder could read its header: cut short or damaged
+        return ImageError(
+            400,
+            "invalid_image",
+            f"the {found} image ({len(data):,} bytes) is cut short or damaged before the end of its header; send the "
+            "whole file",
+        )
     if found != "unknown":
         return ImageError(
             415,

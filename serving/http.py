@@ -24,7 +24,7 @@ from typing import Any
 import flask
 
 from model_folder.engines import batch_rows
-from serving import codecs
+from serving import codecs, collection
 from serving.answer_options import resolve_top_k, top_k_from_query
 from serving.codecs import ReplyContext
 from serving.errors import ClientError
@@ -98,6 +98,7 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
         raise
     response = _response(200, media_type, answer, predictor)
     record.update(status=200, render_ms=timer.lap(), bytes=len(answer))
+    collection.collect(decoded, prediction, record["request_id"])  # monitoring, when on; never raises
     logger.info("score %s", _compact(record))
     return response
 

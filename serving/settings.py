@@ -62,6 +62,8 @@ class Settings:
         max_texts: ``MAX_TEXTS``, the most texts one request to a text model may carry (413 above it).
         max_text_chars: ``MAX_TEXT_CHARS``, the most characters one text may have (413 above it); the tokenizer keeps
             at most the model's ``max_length`` tokens of it, but reading a text costs time in its length.
+        data_collection: ``DATA_COLLECTION``: ``auto`` (collect inputs and outputs for model monitoring when the
+            deployment's ``data_collector`` turns the Collector on) or ``off`` (never); see ``serving.collection``.
     """
 
     model_dir: str | None
@@ -83,6 +85,7 @@ class Settings:
     body_timeout_s: float = 10.0
     max_texts: int = 256
     max_text_chars: int = 10_000
+    data_collection: bool = True
 
     def body_limit(self, takes_images: bool) -> int:
         """The largest request body: ``MAX_BODY_BYTES``, or its default for the model's input kind."""
@@ -127,6 +130,7 @@ class Settings:
             body_timeout_s=_positive_number(env, "BODY_TIMEOUT_S", 10.0),
             max_texts=_positive_int(env, "MAX_TEXTS", 256),
             max_text_chars=_positive_int(env, "MAX_TEXT_CHARS", 10_000),
+            data_collection=_choice(env, "DATA_COLLECTION", ("auto", "off")) == "auto",
         )
 
 

@@ -18,6 +18,7 @@ from model_arch.digits_cnn import DigitsCNN
 from model_folder.manifest import WEIGHTS_NAME, read_manifest
 from model_folder.onnx_export import export_onnx
 from model_folder.weights import load_model
+from tests.helpers import REPO_ROOT
 from training.train import train
 
 # The server's import loads its logging.json, which disables every logger that exists by then: the template's
@@ -43,6 +44,16 @@ def trained_model(trained_folder: Path) -> torch.nn.Module:
     """The trained demo model, loaded from its folder, in eval mode on the CPU."""
     manifest = read_manifest(trained_folder)
     return load_model(manifest, trained_folder / manifest.weights_file, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def built_model(trained_folder: Path) -> Path:
+    """build/model, which the deployment specs (online and batch) register; made as `make model` makes it when it is
+    not there yet."""
+    folder = REPO_ROOT / "build" / "model"
+    if not (folder / "manifest.json").is_file():
+        shutil.copytree(trained_folder, folder, dirs_exist_ok=True)
+    return folder
 
 
 @pytest.fixture

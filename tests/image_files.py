@@ -102,6 +102,7 @@ ODD_IMAGES = [
     OddImage("svg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>', 400, "invalid_image"),
     OddImage("truncated-jpeg", lambda: encode(photo(), "JPEG")[:600], 400, "invalid_image"),
     OddImage("truncated-png", lambda: encode(photo(), "PNG")[:900], 400, "invalid_image"),
+    OddImage("png-signature-only", lambda: encode(photo(), "PNG")[:20], 400, "invalid_image"),
     OddImage("corrupt-png", corrupt_png, 400, "invalid_image"),
     OddImage("gif-not-allowed", lambda: encode(photo().convert("P"), "GIF"), 415, "unsupported_image_format"),
     OddImage("bmp-not-allowed", lambda: encode(photo(), "BMP"), 415, "unsupported_image_format"),

@@ -20,15 +20,6 @@ DEPLOY = REPO_ROOT / "deploy"
 
 
 @pytest.fixture(scope="module")
-def built_model(trained_folder: Path) -> Path:
-    """build/model, which the specs register; made as `make model` makes it when it is not there yet."""
-    folder = REPO_ROOT / "build" / "model"
-    if not (folder / "manifest.json").is_file():
-        shutil.copytree(trained_folder, folder, dirs_exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def specs(built_model: Path) -> tool.Specs:
     return tool.load_specs()
 
@@ -130,6 +121,11 @@ MALFORMED = [
     ("probe-too-short", "blue-deployment.yml", lambda d: d["readiness_probe"].update(failure_threshold=2),
      ["allows 15 s to become ready"]),
     ("unknown-deployment", "endpoint.yml", lambda d: d.update(traffic={"purple": 100}), ["traffic names ['purple']"]),
+    ("collection-name", "blue-deployment.yml",
+     lambda d: d["data_collector"]["collections"].update(inputs={"enabled": "True"}),
+     ["data_collector.collections names ['inputs']"]),
+    ("collection-off", "blue-deployment.yml", set_env("DATA_COLLECTION", "off"),
+     ["but DATA_COLLECTION=off sends nothing"]),
 ]  # fmt: skip
 
 

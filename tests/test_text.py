@@ -267,3 +267,22 @@ def test_the_doctor_names_the_tokenizer_and_compares_the_export_on_texts(topics_
     assert "tokenizer: tokenizer.json (sha256 matches)" in report and "max_length 64 (cut on the right)" in report
     assert "inputs: input_ids (whole numbers from 0 to" in report
     assert "The ONNX export answers like the weights" in report
+
+
+def test_data_collection_records_one_row_per_text_with_its_length_and_tokens(topics_folder: Path) -> None:
+    from serving.codecs import TextRequest
+    from serving.codecs.rows import DATA
+    from serving.collection import input_frame, output_frame
+    from serving.http import tokenize
+
+    predictor = load_predictor(Settings(model_dir=str(topics_folder)))
+    decoded = tokenize(TextRequest(TEXTS, DATA), predictor)
+
+    inputs = input_frame(predictor.manifest.input, decoded)
+    outputs = output_frame(predictor.manifest.output, predictor.predict(decoded.batch))
+    vectors = output_frame(OutputSpec(kind="embedding", dimensions=4), predictor.predict(decoded.batch))
+
+    assert list(inputs.columns) == ["chars", "tokens"] and len(inputs) == len(TEXTS)
+    assert inputs["chars"].tolist() == [len(text) for text in TEXTS] and inputs["tokens"].max() == 64
+    assert outputs["label"].tolist()[:3] == ["sport", "weather", "technology"]
+    assert list(vectors.columns) == ["norm"] and len(vectors) == len(TEXTS)

@@ -11,7 +11,7 @@ import yaml
 
 from tests.helpers import REPO_ROOT
 
-PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;]+)$")
+PIN = re.compile(r"^([A-Za-z0-9_.-]+(?:\[[a-z,]+\])?)==([^\s;]+)$")  # a name, perhaps with extras
 
 
 def pins(requirements: list[str]) -> dict[str, str]:
@@ -74,3 +74,17 @@ def test_extras_agree_with_each_other() -> None:
     dev, train = pins(extras["dev"]), pins(extras["train"])
 
     assert {name: dev[name] for name in train} == train
+
+
+# What the batch runtime needs in the image besides the template (docs/batch.md), and the one pin it forces down:
+# azureml-dataset-runtime 1.62 requires numpy below 2.3.3.
+BATCH_RUNTIME = {"azureml-core": "1.61.0.post4", "azureml-dataset-runtime[fuse]": "1.62.0.post1"}
+BATCH_NUMPY = "2.3.2"
+ONLINE_ONLY = ("azureml-inference-server-http", "azureml-ai-monitoring")  # the server, and its data collection
+
+
+def test_the_batch_environment_is_serving_plus_the_batch_extra_and_the_runtime() -> None:
+    serving = {k: v for k, v in pins(project()["dependencies"]).items() if k not in ONLINE_ONLY}
+    batch = pins(project()["optional-dependencies"]["batch"])
+
+    assert conda_pip_pins("conda-batch.yaml") == {**serving, "numpy": BATCH_NUMPY, **batch, **BATCH_RUNTIME}
