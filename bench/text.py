@@ -151,6 +151,7 @@ def tokenize_share(log: str, since: int) -> float | None:
 def benchmark(root: Path, seconds: float, quick: bool = False) -> list[TextRun]:
     """Every load on every server (``quick``: the sample style skipped, it is slow to start and to answer)."""
     from bench.run import cpu_seconds, run_python  # bench.run imports this module for make bench
+
     model_dirs = prepare(root / "models")
     pools = write_bodies(root / "bodies")
     use_wrk = shutil.which("wrk") is not None
