@@ -21,6 +21,9 @@ that slows down for a while slows every server alike. Its ratios are taken withi
 reported; the rounds show the noise. The one-worker servers run side by side too, each load by every server back
 to back. The load generator is ``wrk`` when installed (``make bench`` installs it), else a slower threaded Python
 client, said in the report.
+Then the text rows (``bench/text.py``): a small transformers classifier, 1 and 32 texts per request, against a
+sample-style pipeline, and padding to the longest text against padding to ``max_length`` (``--no-text`` skips them,
+``--only text`` runs them alone).
 Every server is stopped by its PID. Writes ``build/bench/results.json``, ``results.md`` and ``chart.png``, and
 ``docs/performance.md`` (the same report, with what was compared and on which machine).
 """
@@ -49,6 +52,7 @@ import torch
 
 from bench import collection as collection_bench
 from bench import images as image_bench
+from bench import text as text_bench
 from harness.layout import lay_out_like_azure
 from harness.server import REPO_ROOT, InferenceServer
 from model_arch.digits_cnn import DigitsCNN
@@ -602,13 +606,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3, help="per load run (whole seconds, as wrk takes them)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the key comparison")
     parser.add_argument("--quick", action="store_true", help="a tiny version: 2 workers only, fewer loads")
+    parser.add_argument("--no-text", action="store_true", help="skip the text rows (bench/text.py)")
     parser.add_argument(
         "--docs", type=Path, default=REPO_ROOT / "docs" / "performance.md", help="the page to write ('' for none)"
     )
     parser.add_argument(
         "--only",
-        choices=["images", "collection"],
-        help="run only these rows (images: docs/performance.md left alone; collection: its section renewed there)",
+        choices=["images", "text", "collection"],
+        help="run only these rows (images, text: docs/performance.md left alone; collection: its section renewed)",
     )
     args = parser.parse_args(argv)
 
@@ -624,10 +629,15 @@ def main(argv: list[str] | None = None) -> int:
         results, args.docs = Results(load_generator()[1], args.seconds), Path("")
     else:
         results = benchmark(args.model, args.out, args.seconds, args.repeats, args.quick)
-    if not args.quick:
+    if not args.quick and args.only in (None, "images"):
         results.images = image_bench.benchmark(args.out / "images", args.seconds, load_generator()[0], cpu_seconds)
     report = markdown(results)
-    (args.out / "results.json").write_text(json.dumps({**asdict(results), "ratios": ratios(results)}, indent=2) + "\n")
+    text_runs = []
+    if not args.no_text and args.only in (None, "text"):  # bench/text.py: a transformers classifier vs a pipeline
+        text_runs = text_bench.benchmark(args.out / "text", args.seconds, quick=args.quick)
+        report += "\n" + text_bench.markdown(text_runs)
+    document = {**asdict(results), "ratios": ratios(results), "text": [asdict(run) for run in text_runs]}
+    (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     (args.out / "results.md").write_text(report)
     has_chart = chart(results, args.out / "chart.png")
     written = [args.out / "results.json", args.out / "results.md"] + ([args.out / "chart.png"] if has_chart else [])
@@ -635,7 +645,8 @@ def main(argv: list[str] | None = None) -> int:
         today = time.strftime("%Y-%m-%d")
         page = args.docs.read_text() if args.docs.is_file() else ""
         batch = page[page.index("\n## Batch scoring\n") :] if "\n## Batch scoring\n" in page else ""  # bench/batch.py's
-        args.docs.write_text(performance_page(results, machine_description(), today) + batch)
+        text_section = "\n" + text_bench.markdown(text_runs) if text_runs else ""
+        args.docs.write_text(performance_page(results, machine_description(), today) + text_section + batch)
         written.append(args.docs)
     print(report)
     print("wrote " + ", ".join(map(str, written)))

@@ -2,9 +2,9 @@
 
 What ``make smoke`` runs against ``make serve``. Without a file it asks the server (``GET /score``) what the model
 takes and sends the matching sample from ``deploy/``: the JSON rows for the digits demo, a picture for any other
-image model (an RGB photo of a circle, or a grayscale digit). A file is sent as its suffix says: ``.json``,
-``.npy``, or an image (``.jpg``, ``.png``, ``.webp``) as the raw body. Exits non-zero when the server is not there
-or does not answer 200, so it can stand in a script.
+image model (an RGB photo of a circle, or a grayscale digit), two texts for a text model. A file is sent as its
+suffix says: ``.json``, ``.npy``, or an image (``.jpg``, ``.png``, ``.webp``) as the raw body. Exits non-zero when
+the server is not there or does not answer 200, so it can stand in a script.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_REQUEST = REPO_ROOT / "deploy" / "sample-request.json"
 SAMPLE_RGB = REPO_ROOT / "deploy" / "sample-shape.jpg"
 SAMPLE_GRAY = REPO_ROOT / "deploy" / "sample-digit.png"
+SAMPLE_TEXTS = REPO_ROOT / "deploy" / "sample-texts.json"
 CONTENT_TYPES = {
     ".json": "application/json",
     ".npy": "application/x-npy",
@@ -33,6 +34,8 @@ SAMPLE_ROW_VALUES = 64  # deploy/sample-request.json holds rows of 64 numbers (8
 
 def sample_for(description: dict) -> Path:
     """The sample in ``deploy/`` that fits the model ``GET /score`` describes."""
+    if "tokenizer" in description:  # a text model: it takes strings
+        return SAMPLE_TEXTS
     shape = description.get("input", {}).get("shape", [])
     if "images" not in description.get("request", {}) or _size(shape) == SAMPLE_ROW_VALUES:
         return SAMPLE_REQUEST

@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from model_arch.spec import InputSpec, OutputSpec
+from model_arch.text import TextSpec
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Architecture:
         output_spec: what the model's output means.
         config_class: a dataclass the constructor takes as its one argument; None when the constructor takes
             keyword arguments (or none).
+        inputs: every model input in ``forward`` order, for a model that takes several (``input_spec`` is the
+            first); empty: ``input_spec`` is the only one.
+        tokenizer: for a text model, how strings become its inputs (``model_arch.text``); training writes the
+            tokenizer file and this spec, with its checksum, into the model folder.
     """
 
     name: str
@@ -41,6 +46,13 @@ class Architecture:
     input_spec: InputSpec
     output_spec: OutputSpec
     config_class: type | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    tokenizer: TextSpec | None = None
+
+    @property
+    def model_inputs(self) -> tuple[InputSpec, ...]:
+        """Every input of the model, in ``forward`` order."""
+        return self.inputs or (self.input_spec,)
 
     @property
     def spec_only(self) -> bool:

@@ -8,11 +8,11 @@ and to ``MODULES`` below; ``make new-model NAME=...`` does both.
 
 from __future__ import annotations
 
-from model_arch import digits_cnn, linnerud_mlp, shapes_cnn, tutorial_cnn, wine_mlp, wine_traced
+from model_arch import digits_cnn, hf_text, linnerud_mlp, shapes_cnn, topics_text, tutorial_cnn, wine_mlp, wine_traced
 from model_arch.architecture import Architecture
 
 # Every architecture module, by name; `make new-model NAME=...` adds to this line and to the import above.
-MODULES = (digits_cnn, linnerud_mlp, tutorial_cnn, wine_mlp, wine_traced, shapes_cnn)
+MODULES = (digits_cnn, linnerud_mlp, tutorial_cnn, wine_mlp, wine_traced, shapes_cnn, topics_text, hf_text)
 ARCHITECTURES: dict[str, Architecture] = {module.ARCHITECTURE.name: module.ARCHITECTURE for module in MODULES}
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from model_arch.images import ImageSpec, read_images
 
 MAX_ROW_VALUES = 50_000_000  # one row of a spec: a 3×4096×4096 image is about this
+DTYPES = ("float32", "int64")  # int64: token ids, attention masks, integer categories
+DYNAMIC = -1  # a shape entry that marks a dynamic axis (a text's length in tokens): any length from 1
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class InputSpec:
 
     A client sends rows of raw values (for the digits: 64 pixel intensities 0-16). The model receives
     ``(row - subtract) / divide`` as ``dtype``, shaped ``(batch, *shape)``.
+
+    ``dtype`` ``int64`` is for whole numbers the model takes as they are (token ids, an attention mask, an integer
+    category): no ``subtract``/``divide``, and ``minimum``/``maximum`` bound them. A ``shape`` entry of -1 marks a
+    dynamic axis (the sequence length of a text): any length from 1, the same for every row of one batch. A model
+    with several inputs (``input_ids`` and ``attention_mask``) lists one ``InputSpec`` per input, in ``forward``
+    order (``model_folder.manifest.Manifest.inputs``).
 
     ``subtract`` and ``divide`` are one number for every value, or one number per entry of the row's first axis:
     per feature for a flat row ``(features,)`` (standardisation: the training set's means and standard
@@ -66,12 +74,26 @@ class InputSpec:
             object.__setattr__(self, field_name, self._scalar_or_per_axis(field_name, getattr(self, field_name)))
         if self.names and (len(self.shape) != 1 or len(self.names) != self.shape[0]):
             raise ValueError(f"InputSpec.names must name each of the {self.shape} values of a flat row")
-        if not self.shape or any(d < 1 for d in self.shape):
-            raise ValueError(f"InputSpec.shape must be positive dimensions, got {self.shape}")
-        if math.prod(self.shape) > MAX_ROW_VALUES:
+        if not self.shape or any(d < 1 and d != DYNAMIC for d in self.shape):
+            raise ValueError(
+                f"InputSpec.shape must be positive dimensions (or -1 for a dynamic axis), got {self.shape}"
+            )
+        if math.prod(d for d in self.shape if d != DYNAMIC) > MAX_ROW_VALUES:
             raise ValueError(f"InputSpec.shape {self.shape} holds more than {MAX_ROW_VALUES:,} values per row")
-        if self.dtype != "float32":
-            raise ValueError(f"InputSpec.dtype {self.dtype!r} is not supported; expected 'float32'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"InputSpec.dtype {self.dtype!r} is not supported; expected one of {list(DTYPES)}")
+        if self.dtype == "int64":
+            _require(
+                self.subtract == 0.0 and self.divide == 1.0 and self.image is None,
+                f"InputSpec {self.name!r} is int64: its values go to the model as they are, so it takes no subtract, "
+                "divide or image",
+            )
+        if self.dynamic:
+            _require(
+                self.image is None and not self.names and not isinstance(self.subtract, tuple),
+                f"InputSpec {self.name!r} has a dynamic axis (-1): it cannot also be an image, named features or "
+                "normalised per entry",
+            )
         if isinstance(self.image, dict):
             object.__setattr__(self, "image", ImageSpec.from_dict(self.image))
         if self.image is not None:
@@ -115,13 +137,29 @@ class InputSpec:
         return array(self.subtract, 0.0), array(self.divide, 1.0)
 
     @property
+    def dynamic(self) -> bool:
+        """True when an axis of the row has no fixed length (``-1``: a text's length in tokens)."""
+        return DYNAMIC in self.shape
+
+    @property
+    def numpy_dtype(self) -> type:
+        return np.int64 if self.dtype == "int64" else np.float32
+
+    @property
     def size(self) -> int:
-        """Number of values in one row."""
-        return math.prod(self.shape)
+        """Number of values in one row (for a dynamic axis: counted as 1)."""
+        return math.prod(abs(d) for d in self.shape)
+
+    def example_shape(self, dynamic_length: int) -> tuple[int, ...]:
+        """The row shape with each dynamic axis set to ``dynamic_length``: for warm-up and export checks."""
+        return tuple(dynamic_length if d == DYNAMIC else d for d in self.shape)
 
     @functools.cached_property  # asked on every request
     def accepted_row_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Row shapes a client may send: flat, the full shape, or the full shape without leading 1s."""
+        """Row shapes a client may send: flat, the full shape, or the full shape without leading 1s (none listed for
+        a dynamic axis: ``accepts_row_shape`` matches those)."""
+        if self.dynamic:
+            return ()
         shapes = [(self.size,), self.shape]
         trimmed = self.shape
         while len(trimmed) > 1 and trimmed[0] == 1:
@@ -129,8 +167,23 @@ class InputSpec:
             shapes.append(trimmed)
         return tuple(dict.fromkeys(shapes))  # ordered, without repeats
 
+    def accepts_row_shape(self, shape: tuple[int, ...]) -> bool:
+        """Whether a client's row of ``shape`` fits: one of ``accepted_row_shapes``, or the shape with each dynamic
+        axis any length from 1."""
+        if not self.dynamic:
+            return shape in self.accepted_row_shapes
+        return len(shape) == len(self.shape) and all(
+            (d == DYNAMIC and n >= 1) or d == n for d, n in zip(self.shape, shape, strict=True)
+        )
+
     def describe_row(self) -> str:
         """Human-readable description of one row, for error messages: '64 numbers (flat, or nested 8×8)'."""
+        if self.dynamic:
+            kind = "whole numbers" if self.dtype == "int64" else "numbers"
+            if self.minimum is not None and self.maximum is not None:
+                kind += f" from {_number(self.minimum)} to {_number(self.maximum)}"
+            axes = "×".join("any length" if d == DYNAMIC else str(d) for d in self.shape)
+            return f"{kind}, shaped {axes}"
         nested = [s for s in self.accepted_row_shapes if len(s) > 1]
         text = f"{self.size} numbers"
         if self.names:
@@ -142,10 +195,14 @@ class InputSpec:
         return text
 
     def preprocess(self, rows: np.ndarray) -> np.ndarray:
-        """Raw client rows (batch, any accepted row shape) -> model input (batch, *shape) float32.
+        """Raw client rows (batch, any accepted row shape) -> model input (batch, *shape) float32 (int64 as they are).
 
         Training and serving both call this, so the model sees the same numbers in both.
         """
+        if self.dtype == "int64":
+            return np.asarray(rows, dtype=np.int64)
+        if self.dynamic:
+            return np.asarray(rows, dtype=np.float32)
         x = np.asarray(rows).reshape((-1, *self.shape))  # a view: the accepted row shapes all hold the same values
         subtract, divide = self._offsets
         if subtract is not None:  # each step casts to float32 first, then computes in float32
@@ -203,6 +260,10 @@ class OutputSpec:
     ``multilabel``: one logit per label, each through a sigmoid; every label whose probability reaches
     ``threshold`` is predicted (none, one or several per row).
     ``regression``: one value per name in ``names``, answered as an object per row.
+    ``embedding``: one vector of ``dimensions`` numbers per row. ``pooling`` turns a model output shaped
+    ``(rows, tokens, dimensions)`` (a transformer's last hidden state) into one vector per row: ``cls`` takes the
+    first token's, ``mean`` averages the tokens the ``attention_mask`` input marks; ``None``: the model pools itself.
+    ``normalize`` scales each vector to length 1 (L2), for cosine similarity by dot product.
 
     ``select`` names the output that holds them when ``forward`` returns several: an index into a tuple or list
     (``(logits, features)``: ``select=0``), or a key of a dict (``{"logits": ...}``: ``select="logits"``). ``None``
@@ -214,6 +275,9 @@ class OutputSpec:
     names: tuple[str, ...] = field(default_factory=tuple)
     select: int | str | None = None
     threshold: float = 0.5
+    pooling: str | None = None
+    normalize: bool = False
+    dimensions: int | None = None
 
     def __post_init__(self) -> None:
         _require(
@@ -238,6 +302,20 @@ class OutputSpec:
             raise ValueError("OutputSpec.labels must name at least one class")
         if self.kind == "regression" and not self.names:
             raise ValueError("OutputSpec.names must name at least one regression output")
+        _require(self.pooling in POOLINGS, f"OutputSpec.pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        _require(
+            isinstance(self.normalize, bool), f"OutputSpec.normalize must be true or false, got {self.normalize!r}"
+        )
+        if self.kind == "embedding":
+            _require(
+                _is_int(self.dimensions) and 1 <= self.dimensions <= 65536,
+                f"OutputSpec.dimensions must be the embedding's length (1 to 65536), got {self.dimensions!r}",
+            )
+        else:
+            _require(
+                self.pooling is None and not self.normalize and self.dimensions is None,
+                f"OutputSpec.pooling, normalize and dimensions are for kind 'embedding', not {self.kind!r}",
+            )
         valid_index = isinstance(self.select, int) and not isinstance(self.select, bool) and self.select >= 0
         if self.select is not None and not valid_index and not (isinstance(self.select, str) and self.select):
             raise ValueError(
@@ -247,12 +325,14 @@ class OutputSpec:
     @property
     def width(self) -> int:
         """Values per row the model outputs."""
+        if self.kind == "embedding":
+            return self.dimensions
         return len(self.names) if self.kind == "regression" else len(self.labels)
 
     @property
     def labelled(self) -> bool:
         """True for the kinds whose values are probabilities over ``labels``."""
-        return self.kind != "regression"
+        return self.kind in ("classification", "multilabel")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
@@ -264,6 +344,8 @@ class OutputSpec:
             data["select"] = self.select
         if self.kind == "multilabel":
             data["threshold"] = self.threshold
+        if self.kind == "embedding":
+            data.update(pooling=self.pooling, normalize=self.normalize, dimensions=self.dimensions)
         return data
 
     @classmethod
@@ -271,7 +353,8 @@ class OutputSpec:
         return cls(**data)
 
 
-KINDS = ("classification", "multilabel", "regression")
+KINDS = ("classification", "multilabel", "regression", "embedding")
+POOLINGS = (None, "cls", "mean")
 
 
 def _require(condition: object, message: str) -> None:

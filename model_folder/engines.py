@@ -15,12 +15,15 @@ forward pass is faster on CPU (``docs/performance.md``). The export was checked 
 written; at start-up its checksums are checked again (``onnx_export.verified_export``).
 
 An engine maps model input ``(rows, *input shape)`` float32 to ``(rows, outputs)`` float32: probabilities
-(classification) or values (regression). Called by ``serving.startup``.
+(classification), values (regression) or vectors (embedding). A model with several inputs (a text model's
+``input_ids`` and ``attention_mask``) takes them by name, as a dict of arrays of the same number of rows (a
+``Batch``). Called by ``serving.startup``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -34,6 +37,8 @@ from model_folder.manifest import Manifest, ModelFolderError
 NVIDIA_DEVICE = Path("/dev/nvidiactl")  # present in a container that has a GPU and its driver
 ONNX_RUNTIME = "onnxruntime"
 TORCH = "torch"
+MASK_INPUT = "attention_mask"  # the input an embedding's mean pooling averages over
+Batch = np.ndarray | Mapping[str, np.ndarray]  # one input's array, or each input's array by name
 
 
 class Engine(Protocol):
@@ -41,7 +46,19 @@ class Engine(Protocol):
     device: object  # "cpu" or a torch.device
     channels_last: bool
 
-    def __call__(self, chunk: np.ndarray) -> np.ndarray: ...
+    def __call__(self, chunk: Batch) -> np.ndarray: ...
+
+
+def batch_rows(batch: Batch) -> int:
+    """The rows in a batch (every named input has as many)."""
+    return len(next(iter(batch.values()))) if isinstance(batch, Mapping) else len(batch)
+
+
+def batch_slice(batch: Batch, start: int, stop: int) -> Batch:
+    """Rows ``start`` to ``stop`` of every input."""
+    if isinstance(batch, Mapping):
+        return {name: array[start:stop] for name, array in batch.items()}
+    return batch[start:stop]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Azure ML downloads a registered model to ``AZUREML_MODEL_DIR`` in a layout that 
 * a folder keeps its name: ``$AZUREML_MODEL_DIR/model/manifest.json``
 * a single file lands at the root: ``$AZUREML_MODEL_DIR/model.pt``
 * a training job's outputs keep the job's folder: ``$AZUREML_MODEL_DIR/outputs/model.pt``
+* a Hugging Face ``save_pretrained`` folder: ``config.json`` beside ``model.safetensors`` (``model_folder.hf_folder``)
 
 So this module searches (a bounded number of levels and files), lets ``MODEL_PATH`` name the file or folder
 explicitly, and when it cannot decide, fails with a message that lists what it found and says how to fix it.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_folder.formats import UNKNOWN, detect_format
+from model_folder.hf_folder import is_transformers_folder, manifest_for_transformers_folder, transformers_weights
 from model_folder.manifest import MANIFEST_NAME, Manifest, ModelFolderError, file_in_folder, read_manifest
 
 MAX_DEPTH = 4  # folder levels searched below AZUREML_MODEL_DIR
@@ -151,8 +153,11 @@ def _explicit(root: Path, model_path: str, architecture: str | None) -> ModelSou
 
 
 def _bare_weights(weights: Path, architecture: str | None) -> ModelSource:
-    """A weights file without a manifest: the registered ``architecture`` at its default config. (Importing the
-    registry imports torch, which only a PyTorch-served model needs; hence here, not at the top.)"""
+    """A weights file without a manifest: the registered ``architecture`` at its default config, or, in a
+    ``save_pretrained`` folder, the model its ``config.json`` describes. (Importing the registry imports torch, which
+    only a PyTorch-served model needs; hence here, not at the top.)"""
+    if is_transformers_folder(weights.parent) and architecture is None:
+        return ModelSource(weights, manifest_for_transformers_folder(weights.parent), has_manifest=False)
     from model_folder.weights import manifest_for_bare_weights
 
     return ModelSource(weights, manifest_for_bare_weights(weights, architecture), has_manifest=False)
@@ -177,6 +182,11 @@ def _search(root: Path) -> tuple[list[Path], list[Path]]:
             manifests.append(path)
         elif is_weights_file(path):
             weights.append(path)
+    # A save_pretrained folder's weights are the one file its loader would read; training_args.bin and the like beside
+    # them are not a second model.
+    weights = [
+        path for path in weights if not is_transformers_folder(path.parent) or path == transformers_weights(path.parent)
+    ]
     return manifests, weights
 
 

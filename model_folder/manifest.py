@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from model_arch.spec import InputSpec, OutputSpec
+from model_arch.text import TextSpec
 
 MANIFEST_NAME = "manifest.json"
 WEIGHTS_NAME = "model.pt"
@@ -54,7 +55,13 @@ class OnnxExport:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Everything needed to rebuild, check and serve the weights next to it."""
+    """Everything needed to rebuild, check and serve the weights next to it.
+
+    ``input`` is the model's first (for most models, only) input; ``inputs`` lists every input in ``forward``
+    order (a text model: ``input_ids``, ``attention_mask``), and is ``(input,)`` when not given. A one-input
+    manifest is written with ``"input"``, as it always was; one with several inputs with ``"inputs"``.
+    ``tokenizer``: for a text model, how strings become its inputs (``model_arch.text``).
+    """
 
     architecture: str
     config: dict[str, Any]
@@ -67,13 +74,47 @@ class Manifest:
     created_utc: str | None = None
     format_version: int = FORMAT_VERSION
     onnx: OnnxExport | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    tokenizer: TextSpec | None = None
+
+    def __post_init__(self) -> None:
+        inputs = tuple(self.inputs) or (self.input,)
+        object.__setattr__(self, "inputs", inputs)
+        if inputs[0] != self.input:
+            raise ValueError(f"input must be the first of inputs, {inputs[0].name!r}; got {self.input.name!r}")
+        names = [spec.name for spec in inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"inputs have repeated names: {names}")
+        if self.tokenizer is not None:
+            check_relative_path("tokenizer.file", self.tokenizer.file)
+            if list(self.tokenizer.feeds) != names:
+                raise ValueError(
+                    f"tokenizer.feeds {list(self.tokenizer.feeds)} must be the model's inputs {names}, in that order"
+                )
+            for spec in inputs:
+                if spec.dtype != "int64" or spec.shape != (-1,):
+                    raise ValueError(
+                        f"input {spec.name!r} is filled by the tokenizer, so it must be int64 shaped [-1] (one token "
+                        f"per position); got {spec.dtype} {list(spec.shape)}"
+                    )
+
+    @property
+    def takes_text(self) -> bool:
+        """True for a text model: clients send strings, the tokenizer fills the inputs."""
+        return self.tokenizer is not None
 
     def to_dict(self) -> dict[str, Any]:
+        single = len(self.inputs) == 1 and self.tokenizer is None
+        declared: dict[str, Any] = (
+            {"input": self.input.to_dict()} if single else {"inputs": [spec.to_dict() for spec in self.inputs]}
+        )
+        if self.tokenizer is not None:
+            declared["tokenizer"] = self.tokenizer.to_dict()
         return {
             "format_version": self.format_version,
             "architecture": self.architecture,
             "config": self.config,
-            "input": self.input.to_dict(),
+            **declared,
             "output": self.output.to_dict(),
             "weights": {"file": self.weights_file, "format": "state_dict", "sha256": self.weights_sha256},
             "torch_version": self.torch_version,
@@ -98,9 +139,23 @@ class Manifest:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"format_version is {version!r}; this code reads version {FORMAT_VERSION}")
-        for name, kind in (("architecture", str), ("input", dict), ("output", dict), ("weights", dict)):
+        for name, kind in (("architecture", str), ("output", dict), ("weights", dict)):
             if not isinstance(data[name], kind):
                 raise ValueError(f"{name} must be a JSON {'string' if kind is str else 'object'}, got {data[name]!r}")
+        if ("input" in data) == ("inputs" in data):
+            raise ValueError(
+                'a manifest has "input" (one model input) or "inputs" (a list, in forward order), not both'
+            )
+        if "inputs" in data:
+            if not isinstance(data["inputs"], list) or not 1 <= len(data["inputs"]) <= MAX_INPUTS:
+                raise ValueError(f"inputs must be a list of 1 to {MAX_INPUTS} input objects, got {data['inputs']!r}")
+            if not all(isinstance(item, dict) for item in data["inputs"]):
+                raise ValueError("every entry of inputs must be a JSON object")
+            inputs = tuple(InputSpec.from_dict(item) for item in data["inputs"])
+        else:
+            if not isinstance(data["input"], dict):
+                raise ValueError(f"input must be a JSON object, got {data['input']!r}")
+            inputs = (InputSpec.from_dict(data["input"]),)
         for name, kind in (("config", dict), ("metrics", dict), ("onnx", dict)):
             if data.get(name) is not None and not isinstance(data[name], kind):
                 raise ValueError(f"{name} must be a JSON object or null, got {data[name]!r}")
@@ -113,7 +168,9 @@ class Manifest:
         return cls(
             architecture=data["architecture"],
             config=dict(data.get("config") or {}),
-            input=InputSpec.from_dict(data["input"]),
+            input=inputs[0],
+            inputs=inputs,
+            tokenizer=TextSpec.from_dict(data["tokenizer"]) if data.get("tokenizer") is not None else None,
             output=OutputSpec.from_dict(data["output"]),
             weights_file=weights["file"],
             weights_sha256=weights.get("sha256"),
@@ -125,8 +182,9 @@ class Manifest:
 
 
 MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_INPUTS = 64
 MANIFEST_FIELDS = frozenset(
-    {"format_version", "architecture", "config", "input", "output", "weights"}
+    {"format_version", "architecture", "config", "input", "inputs", "tokenizer", "output", "weights"}
     | {"torch_version", "metrics", "created_utc", "onnx"}
 )
 

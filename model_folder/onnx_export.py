@@ -4,11 +4,13 @@
 
 The export is the model with its output head: softmax for classification, as ``serving.predictor`` applies it.
 ONNX Runtime then returns what the PyTorch path returns, and serving does no work of its own around the graph.
-The batch dimension is dynamic. The export is run through ONNX Runtime and compared with the PyTorch model on
-seeded rows from the input spec's range, at 1, 7 and 64 rows; the largest difference is recorded in the
-manifest. An export that differs by more than ``TOLERANCE`` is deleted and refused. The manifest also records
-the file's sha256 and the weights' sha256; serving checks both at start-up (without torch), and
-``python -m serving.doctor`` compares the export's answers with the weights again.
+The batch dimension is dynamic, and so is every axis an input spec marks -1 (a text's length in tokens); a model
+with several inputs keeps their names (``input_ids``, ``attention_mask``). The export is run through ONNX Runtime
+and compared with the PyTorch model on seeded rows from the input spec's range, at 1, 7 and 64 rows (for a dynamic
+axis, of 5, 13 and 40 positions, an attention mask marking texts of different lengths in one batch); the largest
+difference is recorded in the manifest. An export that differs by more than ``TOLERANCE`` is deleted and refused.
+The manifest also records the file's sha256 and the weights' sha256; serving checks both at start-up (without
+torch), and ``python -m serving.doctor`` compares the export's answers with the weights again.
 
 Why: ONNX Runtime's forward pass is several times faster than PyTorch's on a CPU, and a worker that serves it
 never imports torch (``docs/performance.md`` has the measured figures).
@@ -36,8 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model_arch.spec import InputSpec
+from model_arch.spec import DYNAMIC, InputSpec
+from model_folder.engines import MASK_INPUT
+from model_folder.hf_folder import is_transformers_folder, manifest_for_transformers_folder
 from model_folder.manifest import (
+    MANIFEST_NAME,
     Manifest,
     ModelFolderError,
     OnnxExport,
@@ -73,11 +78,19 @@ def export_onnx(folder: str | Path) -> Manifest:
     from model_folder.weights import load_model
 
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = folder_manifest(folder)
     model = load_model(manifest, folder / manifest.weights_file, torch.device("cpu"))
-    graph = ServingGraph(model, manifest.output).eval()
+    names = input_names(manifest.inputs)
+    graph = ServingGraph(model, manifest.output, names).eval()
     path = folder / ONNX_NAME
-    example = torch.zeros((2, *manifest.input.shape))
+    examples = tuple(
+        torch.from_numpy(array) for array in check_feeds(manifest.inputs, rows=(2,), lengths=(8,))[0].values()
+    )
+    batch = torch.export.Dim("batch")
+    dynamic_shapes = tuple(
+        {0: batch, **{axis + 1: torch.export.Dim.DYNAMIC for axis, d in enumerate(spec.shape) if d == DYNAMIC}}
+        for spec in manifest.inputs
+    )
     for name in EXPORTER_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -85,14 +98,16 @@ def export_onnx(folder: str | Path) -> Manifest:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            # Inputs that share the batch (and sequence) axis: the exporter names the axis once, and says so.
+            warnings.filterwarnings("ignore", message="# The axis name", category=UserWarning)
             torch.onnx.export(
                 graph,
-                (example,),
+                examples,
                 str(path),
                 dynamo=True,
-                input_names=[INPUT_NAME],
+                input_names=list(names),
                 output_names=["output"],
-                dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                dynamic_shapes=(dynamic_shapes,),  # one entry: forward(*inputs) takes them as one tuple
                 external_data=False,
             )
     except Exception as err:
@@ -101,7 +116,7 @@ def export_onnx(folder: str | Path) -> Manifest:
             f"cannot export {folder / manifest.weights_file} to ONNX ({type(err).__name__}: {str(err)[:300]}). "
             "The folder still serves with the PyTorch runtime (MODEL_RUNTIME=torch or auto)."
         ) from err
-    difference = largest_difference(_torch_forward(graph), OnnxEngine(path, threads=1), manifest.input)
+    difference = largest_difference(_torch_forward(graph, names), OnnxEngine(path, threads=1), manifest.inputs)
     if not difference <= TOLERANCE:
         path.unlink()
         raise ModelFolderError(
@@ -113,6 +128,14 @@ def export_onnx(folder: str | Path) -> Manifest:
     write_manifest(folder, updated)
     logger.info("wrote %s (%d bytes): largest difference from PyTorch %.2e", path, path.stat().st_size, difference)
     return updated
+
+
+def folder_manifest(folder: Path) -> Manifest:
+    """The folder's manifest; for a ``save_pretrained`` folder without one, the manifest made from its files, with
+    every checksum (``model_folder.hf_folder``), which the export then writes into the folder."""
+    if not (folder / MANIFEST_NAME).is_file() and is_transformers_folder(folder):
+        return manifest_for_transformers_folder(folder, checksums=True)
+    return read_manifest(folder)
 
 
 def add_onnx_export(folder: str | Path) -> None:
@@ -159,11 +182,18 @@ def verified_export(weights: Path, manifest: Manifest) -> Path:
     return path
 
 
-def largest_difference(first: Forward, second: Forward, spec: InputSpec) -> float:
+def input_names(inputs: tuple[InputSpec, ...]) -> tuple[str, ...]:
+    """The export's input names: ``x`` for a one-input model (as exports always named it), else the specs' names."""
+    return (INPUT_NAME,) if len(inputs) == 1 else tuple(spec.name for spec in inputs)
+
+
+def largest_difference(first: Forward, second: Forward, inputs: InputSpec | tuple[InputSpec, ...]) -> float:
     """The largest absolute difference between two forward passes (numpy in, numpy out) on the check batches;
     infinite if their output shapes differ."""
+    inputs = (inputs,) if isinstance(inputs, InputSpec) else inputs
+    batches = check_batches(inputs[0]) if len(inputs) == 1 and not inputs[0].dynamic else check_feeds(inputs)
     largest = 0.0
-    for batch in check_batches(spec):
+    for batch in batches:
         a, b = first(batch), second(batch)
         if a.shape != b.shape:
             return float("inf")
@@ -179,12 +209,41 @@ def check_batches(spec: InputSpec, seed: int = 0) -> list[np.ndarray]:
     return [spec.preprocess(rng.uniform(low, high, (rows, spec.size))) for rows in CHECK_ROWS]
 
 
-def _torch_forward(graph) -> Forward:
+def check_feeds(
+    inputs: tuple[InputSpec, ...],
+    seed: int = 0,
+    rows: tuple[int, ...] = CHECK_ROWS,
+    lengths: tuple[int, ...] = (5, 13, 40),
+) -> list[dict[str, np.ndarray]]:
+    """Model inputs by name at ``rows`` rows, each dynamic axis ``lengths`` long: integers uniform over the spec's
+    range (0-1 where it has none), floats as ``check_batches``; an ``attention_mask`` marks texts of different lengths
+    (the first row full, the others cut at random), as a padded batch of texts does."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for count, length in zip(rows, lengths, strict=False):
+        feeds = {}
+        for spec in inputs:
+            shape = (count, *spec.example_shape(length))
+            low = spec.minimum if spec.minimum is not None else 0
+            high = spec.maximum if spec.maximum is not None else 1
+            if spec.name == MASK_INPUT:
+                kept = np.concatenate([[length], rng.integers(1, length + 1, count - 1)])
+                feeds[spec.name] = (np.arange(length)[None, :] < kept[:, None]).astype(np.int64)
+            elif spec.dtype == "int64":
+                feeds[spec.name] = rng.integers(int(low), int(high) + 1, shape, dtype=np.int64)
+            else:
+                feeds[spec.name] = spec.preprocess(rng.uniform(low, high, shape))
+        batches.append(feeds)
+    return batches
+
+
+def _torch_forward(graph, names: tuple[str, ...] = (INPUT_NAME,)) -> Forward:
     import torch
 
-    def forward(batch: np.ndarray) -> np.ndarray:
+    def forward(batch) -> np.ndarray:
+        arrays = [batch[name] for name in batch] if isinstance(batch, dict) else [batch]
         with torch.inference_mode():
-            return graph(torch.from_numpy(batch)).numpy()
+            return graph(*(torch.from_numpy(a) for a in arrays)).numpy()
 
     return forward
 

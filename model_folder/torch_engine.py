@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from model_arch.spec import OutputSpec
-from model_folder.engines import EngineOptions
+from model_folder.engines import MASK_INPUT, Batch, EngineOptions
 from model_folder.locate import ModelSource
 from model_folder.manifest import ModelFolderError
 from model_folder.weights import load_model
@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 LAYOUT_TOLERANCE = 1e-4  # channels-last must answer like the default layout, within float32 reordering
 
 
-def output_head(output: Any, spec: OutputSpec) -> torch.Tensor:
+def output_head(output: Any, spec: OutputSpec, mask: torch.Tensor | None = None) -> torch.Tensor:
     """What serving answers from a model's output: the tensor ``spec.select`` names (for a ``forward`` that returns
     a tuple or a dict), as float32, through a softmax over the labels for classification, a sigmoid per label for
-    multilabel.
+    multilabel; for an embedding, pooled over its tokens as ``spec.pooling`` says (``mask``: the attention mask,
+    ``(rows, tokens)``, for mean pooling) and L2-normalised if ``spec.normalize``.
 
     Raises:
         ModelFolderError: the output is not one tensor and ``select`` does not name one in it.
@@ -37,7 +38,24 @@ def output_head(output: Any, spec: OutputSpec) -> torch.Tensor:
     y = select_output(output, spec.select).float()
     if spec.kind == "classification":
         return torch.softmax(y, dim=1)
+    if spec.kind == "embedding":
+        return embedding_head(y, spec, mask)
     return torch.sigmoid(y) if spec.kind == "multilabel" else y
+
+
+def embedding_head(hidden: torch.Tensor, spec: OutputSpec, mask: torch.Tensor | None) -> torch.Tensor:
+    """``(rows, tokens, dimensions)`` -> ``(rows, dimensions)`` by ``spec.pooling`` (a model that pools itself
+    answers ``(rows, dimensions)`` already), then L2-normalised if ``spec.normalize``."""
+    if spec.pooling == "cls":
+        hidden = hidden[:, 0]
+    elif spec.pooling == "mean":
+        if mask is None:
+            raise ModelFolderError("mean pooling needs the model's attention_mask input, and the model has none")
+        weights = mask.to(hidden.dtype).unsqueeze(-1)  # (rows, tokens, 1): 1 for a text's tokens, 0 for padding
+        hidden = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    if spec.normalize:
+        hidden = torch.nn.functional.normalize(hidden, p=2.0, dim=1)
+    return hidden
 
 
 def select_output(output: Any, select: int | str | None) -> torch.Tensor:
@@ -71,36 +89,50 @@ def _describe_output(output: Any) -> str:
 
 
 class ServingGraph(nn.Module):
-    """The model plus the output head serving applies: what the ONNX export holds."""
+    """The model plus the output head serving applies: what the ONNX export holds. It takes the model's inputs in
+    ``forward`` order (``input_names``), and hands the one named ``attention_mask`` to the head for mean pooling."""
 
-    def __init__(self, model: nn.Module, output: OutputSpec) -> None:
+    def __init__(self, model: nn.Module, output: OutputSpec, input_names: tuple[str, ...] = ("x",)) -> None:
         super().__init__()
         self.model = model
         self.output = output
+        self.mask_index = input_names.index(MASK_INPUT) if MASK_INPUT in input_names else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return output_head(self.model(x), self.output)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        mask = None if self.mask_index is None else inputs[self.mask_index]
+        return output_head(self.model(*inputs), self.output, mask)
 
 
 class TorchEngine:
-    """The model in eval mode on its device, followed by the output head."""
+    """The model in eval mode on its device, followed by the output head. Takes one array (a one-input model) or
+    the inputs by name (``{"input_ids": ..., "attention_mask": ...}``), passed to ``forward`` in ``input_names``
+    order."""
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, device: torch.device, output: OutputSpec, channels_last: bool) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        output: OutputSpec,
+        channels_last: bool,
+        input_names: tuple[str, ...] = ("x",),
+    ) -> None:
         self.model = model
         self.device = device
         self.output = output
         self.channels_last = channels_last
+        self.input_names = input_names
 
-    def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        if not chunk.flags.writeable:  # a view of a request body (.npy): torch wants memory it may own
-            chunk = chunk.copy()
+    def __call__(self, chunk: Batch) -> np.ndarray:
+        arrays = [chunk[name] for name in self.input_names] if isinstance(chunk, Mapping) else [chunk]
         with torch.inference_mode():
-            x = torch.from_numpy(chunk).to(self.device)
+            # a view of a request body (.npy) is read-only: torch wants memory it may own
+            tensors = [torch.from_numpy(a if a.flags.writeable else a.copy()).to(self.device) for a in arrays]
             if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return output_head(self.model(x), self.output).cpu().numpy()
+                tensors[0] = tensors[0].contiguous(memory_format=torch.channels_last)
+            mask = tensors[self.input_names.index(MASK_INPUT)] if MASK_INPUT in self.input_names else None
+            return output_head(self.model(*tensors), self.output, mask).cpu().numpy()
 
 
 def load_torch_engine(options: EngineOptions, source: ModelSource) -> TorchEngine:
@@ -114,8 +146,9 @@ def load_torch_engine(options: EngineOptions, source: ModelSource) -> TorchEngin
     device = select_device(options.device)
     torch.set_num_threads(options.threads)
     model = load_model(source.manifest, source.weights, device, options.trust)
-    engine = TorchEngine(model, device, source.manifest.output, channels_last=False)
-    if use_channels_last(options.channels_last, source.manifest.input.shape):
+    names = tuple(spec.name for spec in source.manifest.inputs)
+    engine = TorchEngine(model, device, source.manifest.output, channels_last=False, input_names=names)
+    if len(names) == 1 and use_channels_last(options.channels_last, source.manifest.input.shape):
         engine = _with_channels_last(engine, source, forced=options.channels_last == "on")
     return engine
 

@@ -17,12 +17,14 @@ by name in ``model_arch.registry``; nothing in a model folder can make this modu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib
 import json
 import logging
 import pickle
 import re
+import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +65,7 @@ CONVERT_HINT = (
     "     which loads the file you trust, checks that its weights fit the class, and writes a model folder "
     "(state_dict, manifest, ONNX export) to register instead"
 )
+MISMATCH_LINES = 12  # differences listed in a refusal; a wrong config can differ in every tensor
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # torch puts bold text in some refusals; a log is not a terminal
 
 
@@ -78,8 +81,12 @@ def write_model_folder(
     metrics: dict[str, Any] | None = None,
     input_spec: InputSpec | None = None,
     output_spec: OutputSpec | None = None,
+    tokenizer_file: str | Path | None = None,
 ) -> Manifest:
     """Save ``model``'s state_dict and its manifest into ``out_dir`` (created if needed).
+
+    A text model (its architecture has a ``tokenizer`` spec) needs ``tokenizer_file``, the tokenizer it was trained
+    with: it is copied into the folder and its checksum recorded, so serving tokenizes exactly as training did.
 
     The weights are moved to the CPU first, so a model trained on a GPU loads on any host. ``input_spec`` and
     ``output_spec`` replace the architecture's for this folder: preprocessing fitted on the training data (per-feature
@@ -92,10 +99,21 @@ def write_model_folder(
     state_dict = {key: tensor.detach().cpu() for key, tensor in model.state_dict().items()}
     weights_path = out_dir / WEIGHTS_NAME
     torch.save(state_dict, weights_path)
+    tokenizer = arch.tokenizer
+    if tokenizer is not None:
+        if tokenizer_file is None:
+            raise ValueError(f"architecture {arch.name!r} takes text: pass the tokenizer_file it was trained with")
+        copied = out_dir / tokenizer.file
+        if Path(tokenizer_file).resolve() != copied.resolve():
+            shutil.copyfile(tokenizer_file, copied)
+        tokenizer = dataclasses.replace(tokenizer, sha256=sha256_of(copied))
+    inputs = arch.model_inputs if input_spec is None else (input_spec, *arch.model_inputs[1:])
     manifest = Manifest(
         architecture=arch.name,
         config=json.loads(json.dumps(config)),  # as it will read back: tuples become lists
-        input=input_spec or arch.input_spec,
+        input=inputs[0],
+        inputs=inputs,
+        tokenizer=tokenizer,
         output=output_spec or arch.output_spec,
         weights_file=WEIGHTS_NAME,
         weights_sha256=sha256_of(weights_path),
@@ -142,10 +160,16 @@ def manifest_for_bare_weights(weights_path: str | Path, architecture: str | None
             f"{weights_path} is {description}, which needs its architecture's class to load into. Name the "
             "architecture whose class it was saved from, or register the TorchScript, torch.export or ONNX file."
         )
+    if arch.tokenizer is not None:
+        raise ModelFolderError(
+            f"{weights_path} came without its manifest.json, but architecture {arch.name!r} takes text, and its "
+            "tokenizer file and settings are recorded in the manifest: register the whole folder training wrote."
+        )
     return Manifest(
         architecture=arch.name,
         config=arch.default_config(),
         input=arch.input_spec,
+        inputs=arch.model_inputs,
         output=arch.output_spec,
         weights_file=Path(weights_path).name,
     )
@@ -193,11 +217,18 @@ def load_model(
     state_dict = unwrap_state_dict(loaded, weights_path)
     problems = state_dict_mismatch(model, state_dict)
     if problems:
+        shown = problems[:MISMATCH_LINES] + (
+            [f"... ({len(problems) - MISMATCH_LINES} more)"] if len(problems) > MISMATCH_LINES else []
+        )
+        config_text = json.dumps(manifest.config)
+        if len(config_text) > 200:
+            config_text = config_text[:197] + "..."
+        source = "config" if arch.name != "transformers" else f"config ({weights_path.parent / 'config.json'})"
         raise ModelFolderError(
-            f"{weights_path} does not fit architecture {arch.name!r} with config {manifest.config}:\n"
-            + "\n".join(f"  - {p}" for p in problems)
+            f"{weights_path} does not fit architecture {arch.name!r} with {source} {config_text}:\n"
+            + "\n".join(f"  - {p}" for p in shown)
             + "\nCheck that the manifest's architecture and config (or MODEL_ARCHITECTURE, for a file without a "
-            "manifest) are the ones the weights were trained with."
+            "manifest; config.json, for a save_pretrained folder) are the ones the weights were trained with."
         )
     model.load_state_dict(state_dict)  # copies into the model's own float32 parameters, whatever was saved
     return model.to(device).eval()

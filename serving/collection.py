@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from model_folder.engines import batch_rows
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -232,7 +234,7 @@ def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
     * what a row that was not numbers held (``decoded.item_facts``: an image's format, size and mode; a text's
       length and token count), one column per fact; then the statistics above only for an image.
     """
-    rows = len(decoded.batch)
+    rows = batch_rows(decoded.batch)  # a text model's batch is its inputs by name
     columns: dict[str, Any] = {}
     facts = decoded.item_facts
     if facts:
@@ -262,8 +264,10 @@ def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
 def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
     """One row per request row: classification ``label`` and ``score`` (its probability); multilabel ``labels``
     (those at or over the threshold, joined by ``|``), and the top ``label`` and ``score``; regression one column
-    per output name."""
+    per output name; embedding the vector's ``norm``."""
     values = prediction.values
+    if spec.kind == "embedding":  # a vector per row: its length, what drifts when the inputs do
+        return frame({"norm": np.linalg.norm(values.astype(np.float64), axis=1).round(7)}, len(values))
     if spec.kind == "regression":
         return frame({name: values[:, i] for i, name in enumerate(spec.names)}, len(values))
     best = values.argmax(axis=1)

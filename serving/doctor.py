@@ -3,13 +3,16 @@
 For the folder (default: ``$AZUREML_MODEL_DIR``) it prints the tree, each candidate file's detected format and
 what loading it needs (architecture, globals, code, device), then runs the template's own start-up path on it
 (the same search, the same safe loading, the same settings from the environment) and prints the verdict with
-the exact fix. Exit code 0 when the template would serve it, 1 when not. ``make doctor MODEL_DIR=...`` runs it,
-and a failed start-up points here.
+the exact fix. For a text model it also names the tokenizer (found, checksum, vocabulary, max length); for a
+``save_pretrained`` folder, whether its model type and task are allowed, and, in the verdict, whether its
+``config.json`` fits its weights. Exit code 0 when the template would serve it, 1 when not.
+``make doctor MODEL_DIR=...`` runs it, and a failed start-up points here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -17,11 +20,15 @@ from pathlib import Path
 
 import torch
 
+from model_arch.hf_text import MODEL_TYPES as HF_MODEL_TYPES
+from model_arch.hf_text import NAME as HF_ARCHITECTURE
 from model_arch.registry import ARCHITECTURES
 from model_folder import formats
+from model_folder.hf_folder import is_transformers_folder, manifest_for_transformers_folder, transformers_weights
 from model_folder.locate import ModelSource, is_weights_file, listing, walk_model_dir
 from model_folder.manifest import MANIFEST_NAME, ModelFolderError, read_manifest, sha256_of
 from model_folder.onnx_export import TOLERANCE, largest_difference
+from model_folder.tokenizer import load_text_encoder
 from model_folder.torch_engine import load_torch_engine
 from model_folder.weights import (
     ANSI_ESCAPE,
@@ -65,6 +72,8 @@ def describe_file(path: Path) -> list[str]:
         return _describe_manifest(path)
     file_format = formats.detect_format(path)
     facts = [f"format: {formats.DESCRIPTIONS[file_format]}"]
+    if is_transformers_folder(path.parent) and path == transformers_weights(path.parent):
+        return facts + _describe_transformers_folder(path.parent)
     if file_format in formats.CODE_FORMATS:
         facts.append(f"needs: no architecture class; runs its own code, so only with ALLOW_CODE_FORMATS={file_format}")
     elif file_format == formats.SAFETENSORS:
@@ -120,7 +129,7 @@ def _fitting_architectures(loaded: object, path: Path) -> str:
         return "needs: a state_dict inside it; none found"
     fits, broken = [], []
     for name, arch in ARCHITECTURES.items():
-        if arch.spec_only:
+        if arch.spec_only or name == HF_ARCHITECTURE:  # rebuilt from a folder's config.json, never by default
             continue
         try:
             model = arch.build(arch.default_config())
@@ -170,10 +179,12 @@ def _describe_manifest(path: Path) -> list[str]:
         checksum = "not recorded"
     else:
         checksum = "matches" if sha256_of(weights) == manifest.weights_sha256 else "DOES NOT MATCH"
+    config = json.dumps(manifest.config)
+    config = config if len(config) <= 200 else config[:197] + "..."
     facts = [
-        f"manifest: architecture {manifest.architecture!r}, config {manifest.config}",
+        f"manifest: architecture {manifest.architecture!r}, config {config}",
         f"weights: {manifest.weights_file} (sha256 {checksum}), saved with torch {manifest.torch_version}",
-        f"input: {manifest.input.describe_row()}",
+        *(_text_facts(path.parent, manifest) or [f"input: {manifest.input.describe_row()}"]),
     ]
     if manifest.input.image is not None:
         image = manifest.input.image
@@ -183,12 +194,7 @@ def _describe_manifest(path: Path) -> list[str]:
             if value is not None
         )
         facts.append(f"image pipeline: {image.describe()}{normalise} (the same steps training ran)")
-    output = manifest.output
-    facts.append(
-        f"output: {output.kind}"
-        + (f", {len(output.labels)} labels {list(output.labels)[:10]}" if output.labelled else f" {output.names}")
-        + (f", threshold {output.threshold:g}" if output.kind == "multilabel" else "")
-    )
+    facts.append(_output_fact(manifest.output))
     if manifest.onnx is not None:
         export = path.parent / manifest.onnx.file
         state = "matches" if export.is_file() and sha256_of(export) == manifest.onnx.sha256 else "DOES NOT MATCH"
@@ -198,6 +204,61 @@ def _describe_manifest(path: Path) -> list[str]:
             f"{manifest.onnx.max_abs_diff:.1e} when exported"
         )
     return facts
+
+
+def _describe_transformers_folder(folder: Path) -> list[str]:
+    """A save_pretrained folder: what config.json declares, whether the template serves that type and task, and the
+    tokenizer it would use (the verdict then rebuilds the model and says whether config.json fits the weights)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    model_type = config.get("model_type")
+    allowed = "allowed" if model_type in HF_MODEL_TYPES else f"NOT served; allowed: {sorted(HF_MODEL_TYPES)}"
+    facts = [
+        f"save_pretrained folder: model_type {model_type!r} ({allowed}), architectures {config.get('architectures')}",
+    ]
+    try:
+        manifest = manifest_for_transformers_folder(folder)
+    except ModelFolderError as err:
+        return [*facts, f"not servable: {_first_line(err)}"]
+    facts.append(
+        f"task: {manifest.config['task']}; rebuilt by transformers' own class from config.json, no remote code"
+    )
+    return facts + _text_facts(folder, manifest) + [_output_fact(manifest.output)]
+
+
+def _text_facts(folder: Path, manifest) -> list[str]:
+    """The inputs and the tokenizer of a text model: file, checksum, vocabulary, max length, padding."""
+    tokenizer = manifest.tokenizer
+    if tokenizer is None:
+        return []
+    facts = ["inputs: " + ", ".join(f"{spec.name} ({spec.describe_row()})" for spec in manifest.inputs)]
+    path = folder / tokenizer.file
+    if not path.is_file():
+        return [*facts, f"tokenizer: {tokenizer.file} MISSING from the folder"]
+    checksum = "not recorded"
+    if tokenizer.sha256 is not None:
+        checksum = "matches" if sha256_of(path) == tokenizer.sha256 else "DOES NOT MATCH"
+    try:
+        vocabulary = f"{load_text_encoder(folder, manifest).vocab_size} tokens"
+    except ModelFolderError as err:
+        vocabulary = f"NOT USABLE: {_first_line(err)}"
+    facts.append(
+        f"tokenizer: {tokenizer.file} (sha256 {checksum}), {vocabulary}, max_length {tokenizer.max_length} "
+        f"(cut on the {tokenizer.truncation}), padding to the {tokenizer.padding.replace('_', ' ')}, pad token "
+        f"{tokenizer.pad_token!r}; tokenizer.json's own truncation and padding settings are replaced by these"
+    )
+    return facts
+
+
+def _output_fact(output) -> str:
+    if output.kind == "embedding":
+        return f"output: embedding of {output.dimensions} numbers, pooling {output.pooling or 'by the model'}" + (
+            ", L2-normalised" if output.normalize else ""
+        )
+    return (
+        f"output: {output.kind}"
+        + (f", {len(output.labels)} labels {list(output.labels)[:10]}" if output.labelled else f" {output.names}")
+        + (f", threshold {output.threshold:g}" if output.kind == "multilabel" else "")
+    )
 
 
 def _short_numbers(value: float | tuple[float, ...]) -> str:
@@ -227,7 +288,7 @@ def _verdict(env: Mapping[str, str]) -> tuple[bool, str]:
     settings = Settings.from_env({**env, "MODEL_RUNTIME": "torch"})
     try:
         reference = load_torch_engine(settings.engine_options(threads=1), source)
-        difference = largest_difference(engine, reference, predictor.manifest.input)
+        difference = largest_difference(engine, reference, predictor.manifest.inputs)
     except Exception as err:  # the weights fail where their export runs: say so, never crash
         return False, (
             f"NOT SERVABLE as configured:\n{predictor.weights.name} does not run with PyTorch to be compared with its "

@@ -23,6 +23,7 @@ from typing import Any
 
 import flask
 
+from model_folder.engines import batch_rows
 from serving import codecs, collection
 from serving.answer_options import resolve_top_k, top_k_from_query
 from serving.codecs import ReplyContext
@@ -60,7 +61,13 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     try:
         spec = predictor.manifest.input
         body = read_body(request, settings.body_limit(takes_images(spec)), settings.body_timeout_s)
-        decoded = codecs.decode(body, record["content_type"], spec, settings.max_batch_rows, settings.max_images)
+        if predictor.text is not None:  # strings in: the codec reads them, the model's tokenizer makes the arrays
+            texts = codecs.decode_texts(body, record["content_type"], settings.text_limits)
+            record["parse_ms"] = timer.lap()
+            decoded = tokenize(texts, predictor)
+            record["tokenize_ms"] = timer.lap()
+        else:
+            decoded = codecs.decode(body, record["content_type"], spec, settings.max_batch_rows, settings.max_images)
         from_query = top_k_from_query(environ.get("QUERY_STRING", ""))
         if from_query is not None or decoded.top_k is not None:
             top_k = resolve_top_k(from_query, decoded.top_k, predictor.manifest.output, environ.get("HTTP_ACCEPT", ""))
@@ -74,7 +81,9 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     except Exception as err:  # a fault in this code: its line, then the server's bare 500 and its traceback
         _log_fault(record, err, parse_ms=timer.lap())
         raise
-    record.update(protocol=decoded.protocol, rows=len(decoded.batch), parse_ms=timer.lap())
+    record.update(protocol=decoded.protocol, rows=batch_rows(decoded.batch))
+    if "tokenize_ms" not in record:
+        record["parse_ms"] = timer.lap()
     try:
         prediction = predictor.predict(decoded.batch)
     except Exception as err:  # a fault in the model: log it with the request id, let the server answer a bare 500
@@ -92,6 +101,15 @@ def score(request: flask.Request, predictor: Predictor, settings: Settings) -> f
     collection.collect(decoded, prediction, record["request_id"])  # monitoring, when on; never raises
     logger.info("score %s", _compact(record))
     return response
+
+
+def tokenize(texts: codecs.TextRequest, predictor: Predictor) -> codecs.Decoded:
+    """A text request's strings as the model's arrays, by the model folder's tokenizer (the function training
+    called), with each text's characters and kept tokens for the log."""
+    batch = predictor.text.encode(texts.texts)
+    counts = predictor.text.token_counts(batch)
+    facts = tuple({"chars": len(text), "tokens": n} for text, n in zip(texts.texts, counts, strict=True))
+    return codecs.Decoded(batch, texts.codec, texts.request_id, facts, texts.top_k)
 
 
 def read_body(request: flask.Request, limit: int, timeout_s: float | None = None) -> bytes:
@@ -160,6 +178,8 @@ def read_body(request: flask.Request, limit: int, timeout_s: float | None = None
 
 def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
     """The model's metadata plus the request contract, for ``GET /score``."""
+    if predictor.text is not None:
+        return describe_text_model(predictor, settings)
     spec, output = predictor.manifest.input, predictor.manifest.output
     request: dict[str, Any] = {
         "method": "POST",
@@ -201,6 +221,45 @@ def describe(predictor: Predictor, settings: Settings) -> dict[str, Any]:
             f"at the {len(output.labels)} labels"
         )
     return {**predictor.metadata(), "request": request, "response": response}
+
+
+def describe_text_model(predictor: Predictor, settings: Settings) -> dict[str, Any]:
+    """``GET /score`` for a text model: strings in, the tokenizer's limits, the answer's shape."""
+    output = predictor.manifest.output
+    tokenizer = predictor.manifest.tokenizer
+    response = {
+        "classification": {"predictions": "one label per text", "probabilities": "one list per text, one per label"},
+        "multilabel": {
+            "predictions": f"one list per text: the labels whose probability is at least {output.threshold:g}",
+            "probabilities": "one list per text, one per label",
+        },
+        "embedding": {"embeddings": f"one vector of {output.width} numbers per text"},
+    }.get(output.kind, {"predictions": "one object per text"})
+    if output.labelled:
+        response["top_k"] = (
+            'with ?top_k=k (or "top_k": k beside the texts, "parameters": {"top_k": k} in V2): {"predictions": '
+            '[[{"label", "score"}, ...] per text]}, the k most probable labels, best first'
+        )
+    return {
+        **predictor.metadata(),
+        "request": {
+            "method": "POST",
+            "content_types": list(codecs.TEXT_CONTENT_TYPES),
+            "formats": [
+                '{"data": ["text", ...]}',
+                '{"input_data": ["text", ...]} or {"input_data": {"columns": ["text"], "data": [["text"], ...]}}',
+                'V2 {"inputs": [{"name": "text", "shape": [n], "datatype": "BYTES", "data": ["text", ...]}]}',
+                "text/plain: one text, UTF-8",
+            ],
+            "example": codecs.texts.EXAMPLE,
+            "max_texts": settings.max_texts,
+            "max_text_chars": settings.max_text_chars,
+            "max_tokens": tokenizer.max_length,
+            "truncation": f"texts longer than {tokenizer.max_length} tokens are cut on the {tokenizer.truncation}",
+            "max_body_bytes": settings.max_body_bytes,
+        },
+        "response": response,
+    }
 
 
 def request_id() -> str:

@@ -18,8 +18,10 @@ from typing import Any
 
 from model_arch.registry import get_architecture
 from model_arch.spec import InputSpec, OutputSpec
+from model_arch.text import TextSpec
 from model_folder.manifest import DEFAULT_ARCHITECTURE
 from serving.codecs import NPY, V2_NUMERIC
+from serving.codecs.texts import TEXT_PLAIN
 from serving.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +46,12 @@ TOP_K_PARAMETER = {
 def openapi_documents(architecture: str, settings: Settings) -> dict[str, dict[str, Any]]:
     """The OpenAPI 2.0, 3.0 and 3.1 documents for a registered architecture, keyed by version."""
     arch = get_architecture(architecture)
-    schemas = _schemas(arch.input_spec, arch.output_spec, settings.max_batch_rows)
+    schemas = _schemas(arch.input_spec, arch.output_spec, settings.max_batch_rows, arch.tokenizer, settings)
     title = f"{arch.name} scoring endpoint"
-    v3 = _openapi3(title, schemas, arch.input_spec)
+    v3 = _openapi3(title, schemas, arch.input_spec, texts=arch.tokenizer is not None)
     v31 = copy.deepcopy(v3)
     v31["openapi"] = "3.1.0"
-    return {"2": _swagger2(title, schemas, arch.input_spec), "3": v3, "3.1": v31}
+    return {"2": _swagger2(title, schemas, arch.input_spec, texts=arch.tokenizer is not None), "3": v3, "3.1": v31}
 
 
 def write_documents(folder: Path, architecture: str, settings: Settings) -> list[Path]:
@@ -61,7 +63,54 @@ def write_documents(folder: Path, architecture: str, settings: Settings) -> list
     return written
 
 
-def _schemas(spec: InputSpec, output: OutputSpec, max_rows: int) -> dict[str, Any]:
+def _text_schemas(tokenizer: TextSpec, settings: Settings) -> dict[str, Any]:
+    """The request schemas of a text model: lists of strings (``serving.codecs.texts``)."""
+    text = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": settings.max_text_chars,
+        "description": f"a text; the model reads its first {tokenizer.max_length} tokens",
+    }
+    texts = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": settings.max_texts,
+        "items": {"$ref": "#/components/schemas/Row"},
+    }
+    columns = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "columns": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "string"}},
+            "data": {"type": "array", "minItems": 1, "maxItems": settings.max_texts, "items": {
+                "type": "array", "minItems": 1, "maxItems": 1, "items": {"$ref": "#/components/schemas/Row"}}},
+        },
+    }  # fmt: skip
+    return {"Row": text, "texts": texts, "columns": columns}
+
+
+def _schemas(
+    spec: InputSpec,
+    output: OutputSpec,
+    max_rows: int,
+    tokenizer: TextSpec | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    if tokenizer is not None:
+        text = _text_schemas(tokenizer, settings or Settings(model_dir=None))
+        schemas = _schemas(InputSpec(name="text", shape=(1,)), output, max_rows)
+        schemas["Row"] = text["Row"]
+        top_k = {"type": "integer", "minimum": 1}
+        schemas["DataRequest"]["properties"] = {"data": text["texts"], "top_k": top_k}
+        schemas["InputDataRequest"]["properties"] = {
+            "input_data": {"oneOf": [text["texts"], text["columns"]]},
+            "top_k": top_k,
+        }
+        tensor = schemas["V2Request"]["properties"]["inputs"]["items"]["properties"]
+        tensor["name"]["example"] = "text"
+        tensor["datatype"]["enum"] = ["BYTES"]
+        tensor["data"]["items"] = {"$ref": "#/components/schemas/Row"}
+        return schemas
     number: dict[str, Any] = {"type": "number"}
     if spec.minimum is not None:
         number["minimum"] = spec.minimum
@@ -176,6 +225,14 @@ def _ranked_schema(output: OutputSpec) -> dict[str, Any]:
 
 
 def _prediction_schema(output: OutputSpec) -> dict[str, Any]:
+    if output.kind == "embedding":
+        width = output.dimensions
+        vector = {"type": "array", "minItems": width, "maxItems": width, "items": {"type": "number"}}
+        return {
+            "type": "object",
+            "required": ["embeddings"],
+            "properties": {"embeddings": {"type": "array", "items": vector}},
+        }
     if output.kind == "regression":
         predictions = {"type": "array", "items": _object(output.names, {"type": "number"})}
         return {"type": "object", "required": ["predictions"], "properties": {"predictions": predictions}}
@@ -212,11 +269,13 @@ def _nested(shape: tuple[int, ...], leaf: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _example(spec: InputSpec) -> dict[str, Any]:
+def _example(spec: InputSpec, texts: bool = False) -> dict[str, Any]:
+    if texts:
+        return {"data": ["The striker scored twice in the derby.", "Heavy rain is expected over the coast."]}
     return {"data": [[0] * spec.size]}
 
 
-def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str, Any]:
+def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec, texts: bool = False) -> dict[str, Any]:
     ref = "#/components/schemas/{}".format
     errors = {
         code: {"description": text, "content": {"application/json": {"schema": {"$ref": ref("Error")}}}}
@@ -247,7 +306,9 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                     },
                 },
                 "post": {
-                    "summary": "Score a batch of rows" + (" or images" if spec.image is not None else ""),
+                    "summary": "Score a batch of texts"
+                    if texts
+                    else "Score a batch of rows" + (" or images" if spec.image is not None else ""),
                     "operationId": "score",
                     "parameters": [{**TOP_K_PARAMETER, "schema": {"type": "integer", "minimum": 1}}],
                     "requestBody": {
@@ -261,9 +322,13 @@ def _openapi3(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                                         {"$ref": ref("V2Request")},
                                     ]
                                 },
-                                "example": _example(spec),
+                                "example": _example(spec, texts),
                             },
-                            NPY: {"schema": {"type": "string", "format": "binary"}},
+                            **(
+                                {TEXT_PLAIN: {"schema": {"$ref": ref("Row")}}}
+                                if texts
+                                else {NPY: {"schema": {"type": "string", "format": "binary"}}}
+                            ),
                             **(_image_content(spec) if spec.image is not None else {}),
                         },
                     },
@@ -313,12 +378,15 @@ def _image_content(spec: InputSpec) -> dict[str, Any]:
     }
 
 
-def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str, Any]:
+def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec, texts: bool = False) -> dict[str, Any]:
     text = json.dumps(schemas).replace("#/components/schemas/", "#/definitions/")
     definitions = json.loads(text)
     for schema in definitions.values():  # Swagger 2.0 has no oneOf: describe a row by its flat form
         if "oneOf" in schema:
             schema.update(schema.pop("oneOf")[0])
+        for field in schema.get("properties", {}).values():  # a text model's input_data: its list form
+            if "oneOf" in field:
+                field.update(field.pop("oneOf")[0])
     for name in ("DataRequest", "InputDataRequest"):  # nor an answer of another shape: top_k is in the 3.x documents
         definitions[name]["properties"].pop("top_k")
     definitions["V2Request"]["properties"].pop("parameters")
@@ -338,7 +406,10 @@ def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                     "responses": {"200": {"description": "Model metadata", "schema": {"$ref": ref("ModelInfo")}}},
                 },
                 "post": {
-                    "summary": 'Score a batch of rows: {"data": rows} ({"input_data": rows}, V2 and .npy also work)',
+                    "summary": 'Score a batch of texts: {"data": [texts]} ({"input_data": [texts]}, V2 BYTES and '
+                    "text/plain also work)"
+                    if texts
+                    else 'Score a batch of rows: {"data": rows} ({"input_data": rows}, V2 and .npy also work)',
                     "operationId": "score",
                     "parameters": [
                         {
@@ -346,7 +417,7 @@ def _swagger2(title: str, schemas: dict[str, Any], spec: InputSpec) -> dict[str,
                             "in": "body",
                             "required": True,
                             "schema": {"$ref": ref("DataRequest")},
-                            "x-example": _example(spec),
+                            "x-example": _example(spec, texts),
                         }
                     ],  # top_k is in the 3.x documents: Swagger 2.0 cannot say its answer is another shape (oneOf)
                     "responses": {

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from model_arch.spec import OutputSpec
-from model_folder.engines import Engine
+from model_arch.text import TextEncoder
+from model_folder.engines import MASK_INPUT, Batch, Engine, batch_rows, batch_slice
 from model_folder.manifest import Manifest, ModelFolderError
 
 
@@ -23,8 +24,8 @@ class Prediction:
     """The model's answer for one batch.
 
     Attributes:
-        values: ``(rows, output width)`` float32: probabilities in label order (classification), or one value per
-            output name (regression).
+        values: ``(rows, output width)`` float32: probabilities in label order (classification), one value per
+            output name (regression), or one vector per row (embedding).
         output: what the values mean.
     """
 
@@ -60,7 +61,8 @@ class Predictor:
     """The model's forward pass (``model_folder.engines``: ONNX Runtime or PyTorch) and the manifest that says what
     goes in and comes out.
 
-    ``chunk_rows`` bounds the rows of one forward pass (memory stays flat for large requests).
+    ``chunk_rows`` bounds the rows of one forward pass (memory stays flat for large requests). ``text``: for a
+    text model, the tokenizer that turns strings into its inputs (``model_folder.tokenizer``).
     """
 
     engine: Engine
@@ -70,15 +72,38 @@ class Predictor:
     name: str = "model"
     version: str = "local"
     chunk_rows: int = 256
+    text: TextEncoder | None = None
 
-    def predict(self, batch: np.ndarray) -> Prediction:
-        """Model input ``(rows, *input.shape)`` float32 -> its ``Prediction``, computed in chunks of ``chunk_rows``."""
-        step = self.chunk_rows
-        if len(batch) <= step:
+    def predict(self, batch: Batch) -> Prediction:
+        """Model input ``(rows, *input.shape)`` float32 (or each input's array by name) -> its ``Prediction``,
+        computed in chunks of ``chunk_rows``."""
+        step, rows = self.chunk_rows, batch_rows(batch)
+        if rows <= step:
             values = self.engine(batch)
         else:
-            values = np.concatenate([self.engine(batch[i : i + step]) for i in range(0, len(batch), step)])
+            values = np.concatenate([self.engine(batch_slice(batch, i, i + step)) for i in range(0, rows, step)])
         return Prediction(values, self.manifest.output)
+
+    def predict_texts(self, texts: list[str]) -> Prediction:
+        """Strings -> their ``Prediction``, tokenized as training tokenized them. In process, as a server would."""
+        if self.text is None:
+            raise ValueError(f"{self.weights} is not a text model")
+        return self.predict(self.text.encode(texts))
+
+    def warm_up_batch(self, rows: int) -> Batch:
+        """A batch of ``rows`` the model takes: texts through the tokenizer; zeros otherwise (a dynamic axis 8 long,
+        an attention mask of ones)."""
+        if self.text is not None:
+            return self.text.encode(["warm up"] * rows)
+        inputs = self.manifest.inputs
+        if len(inputs) == 1 and not inputs[0].dynamic:
+            return np.zeros((rows, *inputs[0].shape), dtype=np.float32)
+        return {
+            spec.name: (np.ones if spec.name == MASK_INPUT else np.zeros)(
+                (rows, *spec.example_shape(8)), dtype=spec.numpy_dtype
+            )
+            for spec in inputs
+        }
 
     def warm_up(self) -> float:
         """Inference on batches of zeros at every power of two up to ``chunk_rows`` (and 2, always), so no
@@ -92,9 +117,15 @@ class Predictor:
         started = time.perf_counter()
         output = self.manifest.output
         for rows in warm_up_sizes(self.chunk_rows):
-            values = self.predict(np.zeros((rows, *self.manifest.input.shape), dtype=np.float32)).values
+            values = self.predict(self.warm_up_batch(rows)).values
             if values.shape != (rows, output.width):
-                described = f"{len(output.labels)} labels" if output.labelled else f"{output.width} names"
+                described = (
+                    f"{len(output.labels)} labels"
+                    if output.labelled
+                    else f"{output.width} dimensions"
+                    if output.kind == "embedding"
+                    else f"{output.width} names"
+                )
                 raise ModelFolderError(
                     f"the model answers shape {list(values.shape)} for {rows} row(s), but its output spec has "
                     f"{described} ({list(output.labels or output.names)[:10]}): make the spec match the model's "
@@ -104,11 +135,17 @@ class Predictor:
 
     def metadata(self) -> dict[str, Any]:
         """What a client may discover about the model (answered on ``GET /score``)."""
+        described: dict[str, Any] = {"input": self.manifest.input.to_dict()}
+        if len(self.manifest.inputs) > 1 or self.text is not None:
+            described = {"inputs": [spec.to_dict() for spec in self.manifest.inputs]}
+        if self.text is not None:
+            tokenizer = self.manifest.tokenizer
+            described["tokenizer"] = {**tokenizer.to_dict(), "vocab_size": self.text.vocab_size}
         return {
             "name": self.name,
             "version": self.version,
             "architecture": self.manifest.architecture,
-            "input": self.manifest.input.to_dict(),
+            **described,
             "output": self.manifest.output.to_dict(),
             "weights": self.weights.name,
             "weights_sha256": self.manifest.weights_sha256,

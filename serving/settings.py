@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from model_folder.engines import EngineOptions
 from model_folder.formats import CODE_FORMATS, TrustPolicy
+from serving.codecs.texts import TextLimits
 
 ROWS_BODY_BYTES = 1_500_000  # the default body limit for rows of numbers
 IMAGE_BODY_BYTES = 20_000_000  # and for a model that takes images
@@ -58,6 +59,9 @@ class Settings:
             for each next piece of it); past it the request gets a 408 and the worker is free. 10 by default: the
             deployment's ``request_timeout_ms`` (10,000 in ``deploy/``), past which the gateway has answered the
             client already (docs/reliability.md).
+        max_texts: ``MAX_TEXTS``, the most texts one request to a text model may carry (413 above it).
+        max_text_chars: ``MAX_TEXT_CHARS``, the most characters one text may have (413 above it); the tokenizer keeps
+            at most the model's ``max_length`` tokens of it, but reading a text costs time in its length.
         data_collection: ``DATA_COLLECTION``: ``auto`` (collect inputs and outputs for model monitoring when the
             deployment's ``data_collector`` turns the Collector on) or ``off`` (never); see ``serving.collection``.
     """
@@ -79,6 +83,8 @@ class Settings:
     preload: bool = False
     server_access_log: bool = False
     body_timeout_s: float = 10.0
+    max_texts: int = 256
+    max_text_chars: int = 10_000
     data_collection: bool = True
 
     def body_limit(self, takes_images: bool) -> int:
@@ -91,6 +97,11 @@ class Settings:
     def trust(self) -> TrustPolicy:
         """What the operator opted into by name, for the loader."""
         return TrustPolicy(self.allow_code_formats, self.trusted_pickle_globals)
+
+    @property
+    def text_limits(self) -> TextLimits:
+        """What one request to a text model may carry."""
+        return TextLimits(self.max_texts, self.max_text_chars)
 
     def engine_options(self, threads: int) -> EngineOptions:
         """What the model folder's engines need of these settings, with this worker's thread count."""
@@ -117,6 +128,8 @@ class Settings:
             preload=env.get("WORKER_PRELOAD", "").strip().lower() == "true",
             server_access_log=_choice(env, "SERVER_ACCESS_LOG", ("off", "on")) == "on",
             body_timeout_s=_positive_number(env, "BODY_TIMEOUT_S", 10.0),
+            max_texts=_positive_int(env, "MAX_TEXTS", 256),
+            max_text_chars=_positive_int(env, "MAX_TEXT_CHARS", 10_000),
             data_collection=_choice(env, "DATA_COLLECTION", ("auto", "off")) == "auto",
         )
 

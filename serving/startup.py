@@ -8,12 +8,14 @@ deployment fails at start-up instead of answering requests wrongly.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from model_folder import formats
 from model_folder.engines import RuntimeChoice, choose_runtime, load_engine
 from model_folder.locate import locate_model, model_identity
 from model_folder.manifest import ModelFolderError
+from model_folder.tokenizer import load_text_encoder
 from serving import threads
 from serving.predictor import Predictor
 from serving.settings import Settings, SettingsError
@@ -45,7 +47,14 @@ def load_predictor(settings: Settings) -> Predictor:
             refuse_unsafe_preload(choice, thread_count)
         engine = load_engine(choice, options, source)
         name, version = model_identity(settings.model_dir, source.manifest)
-        predictor = Predictor(engine, source.manifest, source.weights, thread_count, name, version, settings.chunk_rows)
+        text = None
+        if source.manifest.takes_text:
+            # the tokenizer's own thread pool would compete with the other workers for the cores, as torch's would
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if thread_count > 1 else "false")
+            text = load_text_encoder(source.weights.parent, source.manifest)
+        predictor = Predictor(
+            engine, source.manifest, source.weights, thread_count, name, version, settings.chunk_rows, text
+        )
         warm_up_s = warm_up(predictor)
     except ModelFolderError as err:
         raise ModelFolderError(f"{err}\n{doctor_hint(settings.model_dir)}") from err

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 def test_a_quick_benchmark_runs_every_server_and_writes_its_report(trained_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
 
-    options = ["--quick", "--seconds", "1", "--repeats", "2", "--docs", str(tmp_path / "performance.md")]
+    options = ["--quick", "--seconds", "1", "--repeats", "2", "--docs", str(tmp_path / "performance.md"), "--no-text"]
     code = bench.main(["--model", str(trained_folder), "--out", str(out), *options])
 
     results = json.loads((out / "results.json").read_text())

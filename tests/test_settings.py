@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from serving.codecs.texts import TextLimits
 from serving.settings import Settings, SettingsError
 
 
@@ -80,3 +81,10 @@ def test_the_body_limit_defaults_by_input_kind_unless_set() -> None:
     assert (default.body_limit(takes_images=False), default.body_limit(takes_images=True)) == (1_500_000, 20_000_000)
     assert (chosen.body_limit(takes_images=False), chosen.body_limit(takes_images=True)) == (5_000_000, 5_000_000)
     assert (default.max_images, chosen.max_images) == (64, 4)
+
+
+def test_text_limits_default_and_read_from_the_environment() -> None:
+    assert Settings.from_env({}).text_limits == TextLimits(256, 10_000)
+    assert Settings.from_env({"MAX_TEXTS": "8", "MAX_TEXT_CHARS": "400"}).text_limits == TextLimits(8, 400)
+    with pytest.raises(SettingsError, match="MAX_TEXTS"):
+        Settings.from_env({"MAX_TEXTS": "0"})

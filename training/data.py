@@ -2,6 +2,9 @@
 wine measurements (178 rows, 13 named features, 3 classes) and the Linnerud exercise data (20 rows, 3 named
 features, 3 targets).
 
+The text examples read ``training/texts/topics.tsv`` (440 short texts in four topics, written for the demo and
+shipped in the repository; ``training/texts/make_topics.py`` says how), through ``topic_texts``.
+
 Training and the end-to-end test both call ``digits_split`` with the same seed, so the test scores exactly the
 images training held out.
 """
@@ -9,8 +12,11 @@ images training held out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+TOPICS_FILE = Path(__file__).with_name("texts") / "topics.tsv"
 
 
 @dataclass(frozen=True)
@@ -107,3 +113,47 @@ def shapes_images(
         picture.save(buffer, image_format, **({"quality": 90} if image_format == "JPEG" else {}))
         blobs.append(buffer.getvalue())
     return blobs, labels.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TextSplit:
+    """Texts as a client would send them, and their labels (indices into the topics)."""
+
+    train_texts: list[str]
+    y_train: np.ndarray
+    test_texts: list[str]
+    y_test: np.ndarray
+
+
+def topic_texts(topics: tuple[str, ...], test_fraction: float = 0.25, seed: int = 0) -> TextSplit:
+    """A stratified train/test split of ``training/texts/topics.tsv``, deterministic for a given seed."""
+    from sklearn.model_selection import train_test_split
+
+    rows = [line.split("\t", 1) for line in TOPICS_FILE.read_text(encoding="utf-8").splitlines()[1:] if line]
+    texts = [text for _, text in rows]
+    labels = np.array([topics.index(label) for label, _ in rows], dtype=np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        texts, labels, test_size=test_fraction, random_state=seed, stratify=labels
+    )
+    return TextSplit(list(x_train), y_train, list(x_test), y_test)
+
+
+def train_wordpiece(texts: list[str], path: str | Path, vocab_size: int) -> Path:
+    """A WordPiece tokenizer (lower-cased, BERT's pre-tokenizer, ``[CLS] text [SEP]``, ``[PAD]`` id 0) trained by
+    Hugging Face ``tokenizers`` on ``texts``, saved as a ``tokenizer.json`` at ``path``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))],
+    )
+    tokenizer.save(str(path))
+    return Path(path)

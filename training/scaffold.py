@@ -176,8 +176,9 @@ def scaffold(name: str, root: Path = REPO_ROOT, spec_only: bool = False) -> list
     if existing:
         raise ValueError(f"{existing} already exist; choose another NAME or delete them")
     text = registry.read_text()
-    imports = re.search(r"^from model_arch import ([\w, ]+)$", text, flags=re.M)
-    modules = re.search(r"^MODULES = \(([\w, ]+)\)$", text, flags=re.M)
+    # Each on one line, or wrapped one name per line (as ruff formats a line longer than 120 characters).
+    imports = re.search(r"^from model_arch import (?:\(([\w,\s]+)\)|([\w, ]+))$", text, flags=re.M)
+    modules = re.search(r"^MODULES = \(([\w,\s]+)\)$", text, flags=re.M)
     if not imports or not modules:
         raise ValueError(f"{registry} no longer has the import and MODULES lines this command edits; register by hand")
     cls = "".join(part.capitalize() for part in name.split("_"))
@@ -185,13 +186,20 @@ def scaffold(name: str, root: Path = REPO_ROOT, spec_only: bool = False) -> list
     module.write_text((SPEC_ONLY_MODULE if spec_only else MODULE).format(name=name, cls=cls, title=title))
     test.write_text((SPEC_ONLY_TEST if spec_only else TEST).format(name=name))
     names = [n.strip() for n in modules.group(1).split(",") if n.strip()] + [name]
-    text = text.replace(
-        imports.group(0),
-        f"from model_arch import {', '.join(sorted({*imports.group(1).replace(' ', '').split(','), name}))}",
-    )
-    text = text.replace(modules.group(0), f"MODULES = ({', '.join(names)})")
+    imported = {n.strip() for n in (imports.group(1) or imports.group(2)).split(",") if n.strip()} | {name}
+    text = text.replace(imports.group(0), _wrapped("from model_arch import ", sorted(imported), ""))
+    text = text.replace(modules.group(0), _wrapped("MODULES = (", names, ")"))
     registry.write_text(text)
     return [module, test, registry]
+
+
+def _wrapped(head: str, names: list[str], tail: str) -> str:
+    """``head`` + the names + ``tail`` on one line, or wrapped one name per line as ruff formats a longer line."""
+    line = head + ", ".join(names) + tail
+    if len(line) <= 120:
+        return line
+    opening = head if head.endswith("(") else head + "("
+    return opening + "\n" + "".join(f"    {n},\n" for n in names) + ")"
 
 
 def main(argv: list[str] | None = None) -> int:

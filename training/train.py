@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import asdict
@@ -188,6 +189,185 @@ def train_shapes(output_dir: str | Path, *, epochs: int = 16, seed: int = 0, cou
     return manifest
 
 
+def train_topics(output_dir: str | Path, *, epochs: int = 40, seed: int = 0) -> Manifest:
+    """The text example: a WordPiece tokenizer trained on the training texts, then the classifier on the arrays
+    that tokenizer gives through ``TextEncoder.encode``, the function serving calls; both land in the model folder."""
+    import tempfile
+
+    from model_arch.text import TextEncoder
+    from model_arch.topics_text import ARCHITECTURE as TOPICS
+    from model_arch.topics_text import TOPICS as LABELS
+    from model_arch.topics_text import VOCAB_SIZE, TopicsClassifier
+    from training.data import topic_texts, train_wordpiece
+
+    started = time.perf_counter()
+    split = topic_texts(LABELS, seed=seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer_file = train_wordpiece(split.train_texts, Path(scratch) / "tokenizer.json", VOCAB_SIZE)
+        encoder = TextEncoder(tokenizer_file, TOPICS.tokenizer)
+        config = {"vocab_size": encoder.vocab_size, "dim": 64}
+        ids_spec = dataclasses.replace(TOPICS.input_spec, maximum=encoder.vocab_size - 1)
+        model = _fit_text_classifier(TopicsClassifier(**config), encoder.encode(split.train_texts), split.y_train,
+                                     epochs=epochs, seed=seed)  # fmt: skip
+        with torch.inference_mode():
+            test = {k: torch.from_numpy(v) for k, v in encoder.encode(split.test_texts).items()}
+            accuracy = float((model(**test).argmax(dim=1).numpy() == split.y_test).mean())
+        metrics = {
+            "test_accuracy": round(accuracy, 4),
+            "train_texts": len(split.train_texts),
+            "test_texts": len(split.test_texts),
+            "vocab_size": encoder.vocab_size,
+            "epochs": epochs,
+            "seed": seed,
+            "train_seconds": round(time.perf_counter() - started, 2),
+        }
+        manifest = write_model_folder(
+            model, output_dir, architecture=TOPICS.name, config=config, metrics=metrics, input_spec=ids_spec,
+            tokenizer_file=tokenizer_file,
+        )  # fmt: skip
+    logger.info("wrote %s: test accuracy %.4f on %d held-out texts", output_dir, accuracy, len(split.test_texts))
+    return manifest
+
+
+def train_transformers(
+    output_dir: str | Path, *, epochs: int = 6, seed: int = 0, embeddings: bool = False, lr: float = 5e-3
+) -> dict[str, float]:
+    """A tiny BERT (2 layers, hidden size 32) trained on the topic texts with its own WordPiece tokenizer and saved
+    as ``save_pretrained`` saves it (``config.json``, ``model.safetensors``, ``tokenizer.json``,
+    ``tokenizer_config.json``): what a fine-tuning job hands over. Nothing can be downloaded here, so the encoder
+    starts from random weights instead of a pretrained checkpoint; the training loop is a fine-tune's.
+    ``embeddings``: save the encoder alone (``BertModel``), which serving answers with mean-pooled, normalised vectors.
+    Returns the held-out accuracy (also written to ``training_metrics.json``)."""
+    import json
+    import tempfile
+
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    from model_arch.text import TextEncoder, TextSpec
+    from model_arch.topics_text import TOPICS as LABELS
+    from training.data import topic_texts, train_wordpiece
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    output_dir = Path(output_dir)
+    split = topic_texts(LABELS, seed=seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer_file = train_wordpiece(split.train_texts, Path(scratch) / "tokenizer.json", 1000)
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_file=str(tokenizer_file), pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+            sep_token="[SEP]", mask_token="[MASK]", model_max_length=64,
+        )  # fmt: skip
+        encoder = TextEncoder(
+            tokenizer_file, TextSpec(max_length=64, feeds=("input_ids", "attention_mask", "token_type_ids"))
+        )
+        config = BertConfig(
+            vocab_size=encoder.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=64, num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
+        )  # fmt: skip
+        model = BertForSequenceClassification(config)
+        model = _fit_text_classifier(
+            _LogitsOf(model), encoder.encode(split.train_texts), split.y_train, epochs=epochs, seed=seed, lr=lr
+        ).model
+        with torch.inference_mode():
+            test = {k: torch.from_numpy(v) for k, v in encoder.encode(split.test_texts).items()}
+            accuracy = float((model(**test).logits.argmax(dim=1).numpy() == split.y_test).mean())
+        saved = model.bert if embeddings else model
+        saved.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+    metrics = {"test_accuracy": round(accuracy, 4), "train_texts": len(split.train_texts), "epochs": epochs,
+               "seed": seed, "train_seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+    (output_dir / "training_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    logger.info("wrote %s (save_pretrained): test accuracy %.4f", output_dir, accuracy)
+    return metrics
+
+
+class _LogitsOf(nn.Module):
+    """A transformers classifier as a module that returns its logits (what ``_fit_text_classifier`` trains)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**inputs).logits
+
+
+def train_topics_multilabel(output_dir: str | Path, *, epochs: int = 15, seed: int = 0) -> Manifest:
+    """The text example as a multi-label model: each training text is one or two of the topic texts joined, labelled
+    with every topic it mentions; answered as the topics whose sigmoid reaches 0.5. Same architecture and tokenizer
+    recipe as ``train_topics``; the manifest's output spec says ``multilabel``."""
+    import tempfile
+
+    from model_arch.spec import OutputSpec
+    from model_arch.text import TextEncoder
+    from model_arch.topics_text import ARCHITECTURE as TOPICS
+    from model_arch.topics_text import TOPICS as LABELS
+    from model_arch.topics_text import VOCAB_SIZE, TopicsClassifier
+    from training.data import topic_texts, train_wordpiece
+
+    split = topic_texts(LABELS, seed=seed)
+    rng = np.random.default_rng(seed)
+
+    def joined(texts: list[str], labels: np.ndarray, count: int) -> tuple[list[str], np.ndarray]:
+        out_texts, targets = [], np.zeros((count, len(LABELS)), dtype=np.float32)
+        for row in range(count):
+            picks = rng.choice(len(texts), size=int(rng.integers(1, 3)), replace=False)
+            out_texts.append(" ".join(texts[i] for i in picks))
+            targets[row, labels[picks]] = 1.0
+        return out_texts, targets
+
+    train_texts, y_train = joined(split.train_texts, split.y_train, 600)
+    test_texts, y_test = joined(split.test_texts, split.y_test, 200)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokenizer_file = train_wordpiece(split.train_texts, Path(scratch) / "tokenizer.json", VOCAB_SIZE)
+        encoder = TextEncoder(tokenizer_file, TOPICS.tokenizer)
+        config = {"vocab_size": encoder.vocab_size, "dim": 64}
+        model = _fit_text_classifier(TopicsClassifier(**config), encoder.encode(train_texts), y_train, epochs=epochs,
+                                     seed=seed, loss=nn.functional.binary_cross_entropy_with_logits)  # fmt: skip
+        with torch.inference_mode():
+            test = {k: torch.from_numpy(v) for k, v in encoder.encode(test_texts).items()}
+            predicted = torch.sigmoid(model(**test)).numpy() >= 0.5
+        exact = float((predicted == (y_test > 0.5)).all(axis=1).mean())
+        metrics = {"test_exact_match": round(exact, 4), "train_texts": len(train_texts), "test_texts": len(test_texts),
+                   "epochs": epochs, "seed": seed}  # fmt: skip
+        manifest = write_model_folder(
+            model, output_dir, architecture=TOPICS.name, config=config, metrics=metrics,
+            input_spec=dataclasses.replace(TOPICS.input_spec, maximum=encoder.vocab_size - 1),
+            output_spec=OutputSpec(kind="multilabel", labels=LABELS), tokenizer_file=tokenizer_file,
+        )  # fmt: skip
+    logger.info("wrote %s: every label right on %.4f of %d held-out texts", output_dir, exact, len(test_texts))
+    return manifest
+
+
+def _fit_text_classifier(
+    model: nn.Module,
+    batch: dict[str, np.ndarray],
+    y: np.ndarray,
+    *,
+    epochs: int,
+    seed: int,
+    lr: float = 1e-2,
+    loss=nn.functional.cross_entropy,
+) -> nn.Module:
+    """Adam on ``loss`` (cross-entropy) over named inputs (``input_ids``, ``attention_mask``), mini-batches of 32."""
+    torch.manual_seed(seed)
+    inputs = {name: torch.from_numpy(array) for name, array in batch.items()}
+    labels = torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        for start in range(0, len(order), 32):
+            idx = order[start : start + 32]
+            optimizer.zero_grad()
+            logits = model(**{name: tensor[idx] for name, tensor in inputs.items()})
+            loss(logits, labels[idx]).backward()
+            optimizer.step()
+    return model.eval()
+
+
 def _fit_classifier(
     model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, lr: float = 2e-3
 ) -> nn.Module:
@@ -222,6 +402,10 @@ TRAINERS = {
     "tutorial_cnn": train_tutorial_cnn,
     "wine_mlp": train_wine,
     "shapes_cnn": train_shapes,
+    "topics_text": train_topics,
+    "topics_multilabel": train_topics_multilabel,
+    "transformers_classifier": train_transformers,
+    "transformers_embeddings": functools.partial(train_transformers, embeddings=True),
 }
 
 

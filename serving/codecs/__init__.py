@@ -9,7 +9,8 @@
 
 ``decode`` picks the codec from the Content-Type and, for JSON, the document's top-level key; ``encode`` answers in
 the request's own format, or as .npy when the client asked for it. Adding a format is adding a module here and a
-line below. Called by ``serving.http``.
+line below. A text model's requests are read by ``decode_texts`` (``serving.codecs.texts``: the same JSON and V2
+shapes holding strings, and ``text/plain``) and answered by the same codecs. Called by ``serving.http``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from serving.codecs.json_body import JSON, parse_json
 from serving.codecs.multipart import MULTIPART, MULTIPART_CODEC
 from serving.codecs.npy import NPY, NPY_CODEC
 from serving.codecs.rows import DATA, INPUT_DATA
+from serving.codecs.texts import TEXT_PLAIN, TextLimits, TextRequest, decode_texts
 from serving.codecs.types import Codec, Decoded, ReplyContext
 from serving.codecs.v2 import V2, V2_NUMERIC
 from serving.errors import ClientError
@@ -29,7 +31,21 @@ from serving.images import takes_images
 from serving.inputs import describe_keys, json_type
 from serving.predictor import Prediction
 
-__all__ = ["CODECS", "CONTENT_TYPES", "JSON", "NPY", "V2_NUMERIC", "Decoded", "ReplyContext", "decode", "encode"]
+__all__ = [
+    "CODECS",
+    "CONTENT_TYPES",
+    "JSON",
+    "NPY",
+    "TEXT_CONTENT_TYPES",
+    "V2_NUMERIC",
+    "Decoded",
+    "ReplyContext",
+    "TextLimits",
+    "TextRequest",
+    "decode",
+    "decode_texts",
+    "encode",
+]
 
 JSON_CODECS = (DATA, INPUT_DATA, V2)  # tried in this order: the first whose key the document has reads it
 CODECS: tuple[Codec, ...] = (*JSON_CODECS, NPY_CODEC)
@@ -37,6 +53,7 @@ IMAGE_CODECS: tuple[Codec, ...] = (IMAGE_BODY_CODEC, MULTIPART_CODEC)  # for a m
 CONTENT_TYPES = (JSON, NPY)
 IMAGE_CONTENT_TYPES = ("image/jpeg, image/png, ... (one image)", MULTIPART)
 OCTET_STREAM = "application/octet-stream"
+TEXT_CONTENT_TYPES = (JSON, TEXT_PLAIN)  # what a text model takes
 
 
 def codecs_for(spec: InputSpec) -> tuple[Codec, ...]:

@@ -60,11 +60,14 @@ class RowsCodec:
     def encode(self, prediction: Prediction, decoded: Decoded, context: ReplyContext) -> bytes:
         """Classification: ``{"predictions": [label, ...], "probabilities": [[p per label], ...]}``; with ``top_k``,
         ``{"predictions": [[{"label", "score"}, ...] per row]}``. Multilabel: each row's labels at or above the
-        threshold, as a list. Regression: ``{"predictions": [{output name: value, ...}, ...]}``."""
+        threshold, as a list. Regression: ``{"predictions": [{output name: value, ...}, ...]}``. Embedding:
+        ``{"embeddings": [[...], ...]}``."""
         output = prediction.output
         if decoded.top_k is not None:
             return dumps({"predictions": prediction.top_k(decoded.top_k)})
         values = rounded(prediction.values)
+        if output.kind == "embedding":
+            return dumps({"embeddings": values})
         if output.kind == "regression":
             return dumps({"predictions": [dict(zip(output.names, row, strict=True)) for row in values]})
         return dumps({"predictions": prediction.labels(), "probabilities": values})

@@ -119,7 +119,8 @@ class V2Codec:
     def encode(self, prediction: Prediction, decoded: Decoded, context: ReplyContext) -> bytes:
         """Classification: a ``predictions`` tensor of labels and a ``probabilities`` tensor (rows, labels); with
         ``top_k``, ``labels`` and ``scores`` tensors (rows, k). Multilabel: ``predictions`` is a BOOL tensor (rows,
-        labels), true where a label is on. Regression: a ``predictions`` tensor (rows, outputs)."""
+        labels), true where a label is on. Regression: a ``predictions`` tensor (rows, outputs). Embedding: an
+        ``embeddings`` tensor (rows, dimensions)."""
         output, rows = prediction.output, prediction.rows
         values = rounded(prediction.values.reshape(-1))
         numeric = output.labelled and all(
@@ -127,8 +128,9 @@ class V2Codec:
         )
         label_type = "INT64" if numeric else "BYTES"
         probabilities = {"name": "probabilities", "shape": [rows, output.width], "datatype": "FP32", "data": values}
-        if output.kind == "regression":
-            outputs = [{"name": "predictions", "shape": [rows, output.width], "datatype": "FP32", "data": values}]
+        if output.kind in ("regression", "embedding"):
+            name = "embeddings" if output.kind == "embedding" else "predictions"
+            outputs = [{"name": name, "shape": [rows, output.width], "datatype": "FP32", "data": values}]
         elif decoded.top_k is not None:
             ranked = prediction.top_k(decoded.top_k)
             k = len(ranked[0]) if ranked else 0
