@@ -58,7 +58,9 @@ def test_the_code_upload_holds_what_scoring_needs_and_nothing_else() -> None:
     assert "swagger3.json" in uploaded
     for excluded in ("tests/", "build/", ".venv/", ".git/", "bench/", "harness/", "deploy/", "environment/"):
         assert not any(f.startswith(excluded) for f in uploaded), excluded
-    assert all(f.endswith((".py", ".json")) for f in uploaded)
+    # code, the OpenAPI documents, and the demo texts the training job reads (training/texts/)
+    assert all(f.endswith((".py", ".json")) or f.startswith("training/texts/") for f in uploaded)
+    assert "training/texts/topics.tsv" in uploaded
 
 
 @pytest.mark.parametrize("deployment", ["blue", "green"])
