@@ -142,6 +142,12 @@ def run_wrk(url: str, body: Path, content_type: str, clients: int, seconds: floa
         timeout=seconds + 60,
         check=True,
     ).stdout
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, errors) from wrk's ``--latency`` report; the latencies are NaN when no request
+    finished in the run."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, flags=re.M))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -149,6 +155,8 @@ def run_wrk(url: str, body: Path, content_type: str, clients: int, seconds: floa
     socket_errors = re.search(r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", out)
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())  # reads fail on every Connection: close; not errors
+    if not latency:
+        return rate, float("nan"), float("nan"), errors
     return rate, _ms(latency["50"]), _ms(latency["99"]), errors
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import shutil
 import statistics
 import subprocess
@@ -106,7 +105,7 @@ def write_bodies(folder: Path) -> dict[str, list[Path]]:
 
 def run_wrk_pool(url: str, bodies: list[Path], clients: int, seconds: float) -> tuple[float, float, float, int]:
     """(requests/s, p50 ms, p99 ms, errors): wrk sending the bodies in turn."""
-    from bench.run import _ms
+    from bench.run import parse_wrk  # bench.run imports this module for make bench
 
     script = bodies[0].parent / "pool.lua"
     quoted = ", ".join(json.dumps(path.read_text()) for path in bodies)
@@ -120,16 +119,7 @@ def run_wrk_pool(url: str, bodies: list[Path], clients: int, seconds: float) -> 
          "--latency", "-s", str(script), url],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, flags=re.M))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = int(non_2xx.group(1)) if non_2xx else 0
-    socket_errors = re.search(r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", out)
-    if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())  # reads fail on every Connection: close; not errors
-    if not latency:  # no request finished in the run: a rate of 0, said as such
-        return rate, float("nan"), float("nan"), errors
-    return rate, _ms(latency["50"]), _ms(latency["99"]), errors
+    return parse_wrk(out)
 
 
 def tokenize_share(log: str, since: int) -> float | None:
