@@ -207,8 +207,8 @@ def train_topics(output_dir: str | Path, *, epochs: int = 40, seed: int = 0) -> 
         encoder = TextEncoder(tokenizer_file, TOPICS.tokenizer)
         config = {"vocab_size": encoder.vocab_size, "dim": 64}
         ids_spec = dataclasses.replace(TOPICS.input_spec, maximum=encoder.vocab_size - 1)
-        model = _fit_text_classifier(TopicsClassifier(**config), encoder.encode(split.train_texts), split.y_train,
-                                     epochs=epochs, seed=seed)  # fmt: skip
+        model = _fit_classifier(TopicsClassifier(**config), encoder.encode(split.train_texts), split.y_train,
+                                epochs=epochs, seed=seed, **TEXT_FIT)  # fmt: skip
         with torch.inference_mode():
             test = {k: torch.from_numpy(v) for k, v in encoder.encode(split.test_texts).items()}
             accuracy = float((model(**test).argmax(dim=1).numpy() == split.y_test).mean())
@@ -266,9 +266,10 @@ def train_transformers(
             id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)},
         )  # fmt: skip
         model = BertForSequenceClassification(config)
-        model = _fit_text_classifier(
-            _LogitsOf(model), encoder.encode(split.train_texts), split.y_train, epochs=epochs, seed=seed, lr=lr
-        ).model
+        model = _fit_classifier(
+            _LogitsOf(model), encoder.encode(split.train_texts), split.y_train, epochs=epochs, seed=seed,
+            **{**TEXT_FIT, "lr": lr},
+        ).model  # fmt: skip
         with torch.inference_mode():
             test = {k: torch.from_numpy(v) for k, v in encoder.encode(split.test_texts).items()}
             accuracy = float((model(**test).logits.argmax(dim=1).numpy() == split.y_test).mean())
@@ -283,7 +284,7 @@ def train_transformers(
 
 
 class _LogitsOf(nn.Module):
-    """A transformers classifier as a module that returns its logits (what ``_fit_text_classifier`` trains)."""
+    """A transformers classifier as a module that returns its logits (what ``_fit_classifier`` trains)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -323,8 +324,8 @@ def train_topics_multilabel(output_dir: str | Path, *, epochs: int = 15, seed: i
         tokenizer_file = train_wordpiece(split.train_texts, Path(scratch) / "tokenizer.json", VOCAB_SIZE)
         encoder = TextEncoder(tokenizer_file, TOPICS.tokenizer)
         config = {"vocab_size": encoder.vocab_size, "dim": 64}
-        model = _fit_text_classifier(TopicsClassifier(**config), encoder.encode(train_texts), y_train, epochs=epochs,
-                                     seed=seed, loss=nn.functional.binary_cross_entropy_with_logits)  # fmt: skip
+        model = _fit_classifier(TopicsClassifier(**config), encoder.encode(train_texts), y_train, epochs=epochs,
+                                seed=seed, loss=nn.functional.binary_cross_entropy_with_logits, **TEXT_FIT)  # fmt: skip
         with torch.inference_mode():
             test = {k: torch.from_numpy(v) for k, v in encoder.encode(test_texts).items()}
             predicted = torch.sigmoid(model(**test)).numpy() >= 0.5
@@ -340,51 +341,38 @@ def train_topics_multilabel(output_dir: str | Path, *, epochs: int = 15, seed: i
     return manifest
 
 
-def _fit_text_classifier(
+TEXT_FIT = {"lr": 1e-2, "batch_size": 32}  # the text examples' optimiser settings
+
+
+def _fit_classifier(
     model: nn.Module,
-    batch: dict[str, np.ndarray],
+    x: np.ndarray | dict[str, np.ndarray],
     y: np.ndarray,
     *,
     epochs: int,
     seed: int,
-    lr: float = 1e-2,
+    lr: float = 2e-3,
+    batch_size: int = 64,
     loss=nn.functional.cross_entropy,
 ) -> nn.Module:
-    """Adam on ``loss`` (cross-entropy) over named inputs (``input_ids``, ``attention_mask``), mini-batches of 32."""
+    """Adam on ``loss`` (cross-entropy), mini-batches of ``batch_size``. ``x`` is one array, or named inputs
+    (``input_ids``, ``attention_mask``) passed to ``forward`` by name; the logits are the first output when forward
+    returns a tuple."""
     torch.manual_seed(seed)
-    inputs = {name: torch.from_numpy(array) for name, array in batch.items()}
+    named = isinstance(x, dict)
+    inputs = {name: torch.from_numpy(array) for name, array in x.items()} if named else torch.from_numpy(x)
     labels = torch.from_numpy(y)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(order), 32):
-            idx = order[start : start + 32]
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
             optimizer.zero_grad()
-            logits = model(**{name: tensor[idx] for name, tensor in inputs.items()})
-            loss(logits, labels[idx]).backward()
-            optimizer.step()
-    return model.eval()
-
-
-def _fit_classifier(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, lr: float = 2e-3
-) -> nn.Module:
-    """Adam on cross-entropy, mini-batches of 64; the logits are the first output when forward returns a tuple."""
-    torch.manual_seed(seed)
-    x_train, y_train = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x_train), generator=generator)
-        for start in range(0, len(order), 64):
-            idx = order[start : start + 64]
-            optimizer.zero_grad()
-            output = model(x_train[idx])
+            output = model(**{name: tensor[idx] for name, tensor in inputs.items()}) if named else model(inputs[idx])
             logits = output[0] if isinstance(output, tuple) else output
-            nn.functional.cross_entropy(logits, y_train[idx]).backward()
+            loss(logits, labels[idx]).backward()
             optimizer.step()
     return model.eval()
 
