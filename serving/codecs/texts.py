@@ -25,7 +25,7 @@ from serving.answer_options import TOP_K, top_k_from_body
 from serving.codecs.json_body import JSON, parse_json
 from serving.codecs.rows import DATA, INPUT_DATA
 from serving.codecs.types import Codec
-from serving.codecs.v2 import V2
+from serving.codecs.v2 import V2, single_tensor
 from serving.errors import ClientError
 from serving.inputs import describe_keys, describe_value, json_type
 
@@ -139,18 +139,7 @@ def _columns(value: dict[str, Any]) -> list[Any]:
 
 
 def _v2_texts(inputs: Any) -> list[Any]:
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-        raise ClientError(
-            422,
-            "invalid_v2_request",
-            f'"inputs" must be a list holding one tensor of texts (datatype BYTES); got {describe_value(inputs)}',
-        )
-    tensor = inputs[0]
-    missing = [key for key in ("shape", "datatype", "data") if key not in tensor]
-    if missing:
-        raise ClientError(
-            422, "invalid_v2_request", f"inputs[0] lacks {missing}; a V2 tensor has name, shape, datatype, data"
-        )
+    tensor = single_tensor(inputs, "one tensor of texts (datatype BYTES)")
     if tensor["datatype"] != "BYTES":
         raise ClientError(
             422,

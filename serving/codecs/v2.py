@@ -23,6 +23,25 @@ from serving.predictor import Prediction
 V2_NUMERIC = ("FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 
 
+def single_tensor(inputs: Any, expected: str) -> dict[str, Any]:
+    """The one tensor of a V2 ``inputs`` list, with its ``shape``, ``datatype`` and ``data`` present.
+
+    Raises:
+        ClientError: 422 ``invalid_v2_request`` saying ``"inputs" must be a list holding`` ``expected``, or which
+            keys the tensor lacks.
+    """
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise ClientError(
+            422, "invalid_v2_request", f'"inputs" must be a list holding {expected}; got {describe_value(inputs)}'
+        )
+    missing = [key for key in ("shape", "datatype", "data") if key not in inputs[0]]
+    if missing:
+        raise ClientError(
+            422, "invalid_v2_request", f"inputs[0] lacks {missing}; a V2 tensor has name, shape, datatype, data"
+        )
+    return inputs[0]
+
+
 class V2Codec:
     name = "v2"
     key = "inputs"
@@ -39,20 +58,9 @@ class V2Codec:
             ClientError: 422 for a request that is not one well-formed numeric tensor fitting the model; 413 for too
                 many rows.
         """
-        inputs = document["inputs"]
-        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-            raise ClientError(
-                422,
-                "invalid_v2_request",
-                f'"inputs" must be a list holding exactly one tensor object (this model has one input, '
-                f"{spec.name!r}); got {describe_value(inputs)}",
-            )
-        tensor = inputs[0]
-        missing = [key for key in ("shape", "datatype", "data") if key not in tensor]
-        if missing:
-            raise ClientError(
-                422, "invalid_v2_request", f"inputs[0] lacks {missing}; a V2 tensor has name, shape, datatype, data"
-            )
+        tensor = single_tensor(
+            document["inputs"], f"exactly one tensor object (this model has one input, {spec.name!r})"
+        )
         shape, datatype, data = tensor["shape"], tensor["datatype"], tensor["data"]
         if not isinstance(shape, list) or not shape:
             raise ClientError(
