@@ -1,4 +1,4 @@
-"""The README's curl examples, run as written (only the port changes) against a real server.
+"""The curl examples of the README and of docs/api.md, run as written (only the port changes) against a real server.
 
 Each example is the ```bash block after a ``<!-- example: NAME -->`` line, so the README may be reordered freely.
 """
@@ -22,6 +22,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command"),
 ]
 README = REPO_ROOT / "README.md"
+DOCUMENTS = (README, REPO_ROOT / "docs" / "api.md")  # the API reference holds the rarer request formats' examples
 EXAMPLE = re.compile(r"^<!-- example: ([\w-]+) -->\n```bash\n(.*?)```", flags=re.S | re.M)
 EXAMPLE_NAMES = [
     "quick-start",
@@ -43,9 +44,9 @@ class Example:
 
 
 def readme_examples() -> dict[str, Example]:
-    """Every marked example in the README, by name."""
+    """Every marked example in the README and the API reference, by name."""
     examples = {}
-    for name, block in EXAMPLE.findall(README.read_text()):
+    for name, block in EXAMPLE.findall("\n".join(path.read_text() for path in DOCUMENTS)):
         assert name not in examples, f"two README examples are marked {name!r}"
         lines = block.replace("\\\n", " ").splitlines()
         commands = [line for line in lines if line.startswith("curl ")]
