@@ -187,3 +187,11 @@ def test_the_readme_stays_a_short_guide() -> None:
     lines = len(README.read_text().splitlines())
 
     assert lines <= README_MOST_LINES, f"README.md has {lines} lines; move depth to docs/"
+
+
+def test_every_setting_the_scoring_script_reads_is_in_the_settings_table() -> None:
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]*[A-Z0-9])"', (REPO_ROOT / "serving" / "settings.py").read_text()))
+    table = (DOCS / "operations.md").read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+
+    missing = sorted(name for name in read - {"AZUREML_MODEL_DIR"} if f"`{name}`" not in table)
+    assert not missing, f"docs/operations.md's Settings table lacks {missing}"
