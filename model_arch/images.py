@@ -235,7 +235,8 @@ def _cropped_row(picture: Any, image: ImageSpec, height: int, width: int) -> np.
         )
     left, top = (picture.width - width) // 2, (picture.height - height) // 2
     pixels = np.asarray(picture, dtype=np.uint8)[top : top + height, left : left + width]
-    row = pixels.reshape(height, width, -1).transpose(2, 0, 1).astype(np.float32)  # HWC -> CHW
+    # HWC -> CHW, laid out as CHW: a model that flattens with x.view needs a contiguous tensor
+    row = pixels.reshape(height, width, -1).transpose(2, 0, 1).astype(np.float32, order="C")
     return row * np.float32(image.scale) if image.scale != 1 else row
 
 

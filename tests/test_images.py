@@ -111,3 +111,12 @@ def test_jpeg_pictures_decode_at_a_reduced_scale_and_still_match_training() -> N
 
     assert first.shape == (1, 3, 32, 32)
     np.testing.assert_array_equal(first, second)  # the same bytes, the same tensor: what training saw
+
+
+def test_decoded_pictures_are_laid_out_for_a_model_that_flattens_with_view() -> None:
+    import torch
+
+    batch = SPEC.decode_images([encode(photo(), "PNG"), encode(photo(seed=1), "JPEG")])
+
+    assert batch.flags.c_contiguous  # channels first in memory too, as training's tensors are
+    assert torch.from_numpy(batch).view(2, -1).shape == (2, 3 * 32 * 32)  # a tutorial's x.view(-1, n) runs on it
