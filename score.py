@@ -6,6 +6,8 @@ its architecture and input spec come from the model folder and ``model_arch``, s
 here. Settings are environment variables (``serving/settings.py``, README "Settings").
 """
 
+import gc
+
 from azureml_inference_server_http.api.aml_request import rawhttp
 
 from serving import collection, http, logs
@@ -23,6 +25,9 @@ def init():
     logs.attach_to_server_logging(server_access_lines=_settings.server_access_log)
     _predictor = load_predictor(_settings)
     collection.start(_settings, _predictor)  # model data collection, when the deployment turns it on
+    # What start-up made (the model, the libraries) lives as long as the worker: the garbage collector stops walking
+    # it, so a full collection, which requests' short-lived objects trigger now and then, walks only theirs.
+    gc.freeze()
 
 
 @rawhttp

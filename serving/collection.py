@@ -16,10 +16,15 @@ per worker process posts each payload as JSON records to the instance's agent at
 * It samples each collection on its own, so at 10% a request's inputs and outputs would both arrive only 1% of the
   time. The template reads the deployment's rate once, samples **per request** (a sampled request sends both
   records; one not sampled builds nothing), and sets the Collector's own rate to 100%.
-* It posts with ``requests`` without a timeout, a new connection per payload: an agent that accepts and never
-  answers would stop its thread for good, and each post costs the worker CPU. The template's sender
-  (``_bounded_sender``, ``AgentConnection``) posts the same headers and body over one kept-alive connection with a
-  timeout, and after a failure pauses sending for a while.
+* Its ``collect()`` builds the DataFrame and the payload in the request's thread, and its sending thread posts with
+  ``requests``, a new connection per record, without a timeout, waking for every record: each costs the worker
+  CPU, and an agent that accepts and never answers would stop the thread for good. The template starts the SDK
+  without that thread (``_start_sdk_without_its_sender``). A request's thread copies what it collects (a small
+  input and its answer; ``DataCollection.collect``) and hands it over; the template's own thread (``AgentSender``)
+  every ``LINGER_S`` works out the columns of all the requests handed over at once, builds their DataFrames
+  through the real Collectors, and posts the payloads with the SDK's headers and body, pipelined over one
+  kept-alive connection, with a timeout, pausing after failures. Pandas and the SDK cost several times less per
+  record in one run of many than spread between requests (docs/data-collection.md, "Cost").
 * A full queue drops the record only after the DataFrame was built and serialised. The template looks first (at
   the queue, at a paused sender, at a post unanswered for ``STALLED_AFTER_S``), and drops the request's records
   before anything is built.
@@ -33,7 +38,10 @@ What is collected per input kind is in ``docs/data-collection.md`` (``input_fram
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import functools
+import importlib
 import json
 import logging
 import os
@@ -59,7 +67,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 INPUTS, OUTPUTS = "model_inputs", "model_outputs"
 MAX_FEATURE_COLUMNS = 128  # a flat numeric row with more values than this is described by summary statistics
-SEND_TIMEOUT_S = 5.0  # one post to the agent; past it the payload is dropped and sending pauses
+SUMMARISE_LATER_BYTES = 64 * 1024  # a model input this small is copied and summarised in the sending thread
+LINGER_S = 0.05  # after a record arrives, the sender waits this long for more, and sends them together
+MOST_PER_WRITE = 256  # records in one pipelined write at most (their answers fit in the sockets' buffers)
+SEND_TIMEOUT_S = 5.0  # an exchange's write, then its answers; past it the exchange fails and sending pauses
+ANSWER_POLL_S = 0.002  # the sender reads the agent's answers this often, not as each one arrives
 PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post the sender waits this long, doubled per failure in a row...
 LONGEST_PAUSE_S = 60.0  # ...up to this; a post that succeeds resets it
 STALLED_AFTER_S = 0.5  # a post unanswered this long (an agent answers in milliseconds): records are dropped unbuilt
@@ -156,13 +168,14 @@ class DataCollection:
         import pandas  # noqa: F401  (the Collector accepts only DataFrames: fail here, not on the first request)
         from azureml.ai.monitoring import Collector
         from azureml.ai.monitoring.config import get_config
-        from azureml.ai.monitoring.init import init
         from azureml.ai.monitoring.queue import get_queue
         from azureml.ai.monitoring.worker import get_worker
 
         collection = cls(None, None, 1.0, input_spec, output_spec)
         on_error = collection.drops.add_error
-        init("default")  # the SDK's own start: reads its configuration, makes the queue, starts the sending thread
+        _start_sdk_without_its_sender()  # the template's AgentSender sends instead (its docstring says why)
+        if get_worker() is not None:
+            raise RuntimeError("the SDK's sending thread runs already: the Collector was started before score.init()")
         config = get_config()
         if config is None or not config.enabled():
             raise RuntimeError("the Collector's configuration has no enabled custom collection")
@@ -175,14 +188,13 @@ class DataCollection:
         collection.inputs = Collector(name=INPUTS, on_error=on_error) if INPUTS in enabled else None
         collection.outputs = Collector(name=OUTPUTS, on_error=on_error) if OUTPUTS in enabled else None
         collection.queue = get_queue()
-        worker = get_worker()
-        if worker is not None and not config.local_capture():
-            collection.sender = worker._sender = _bounded_sender(config.host(), config.port())  # bounded posts (above)
+        collection.sender = _sender_for(collection.queue, config)
         collection.target = "local capture (the log)" if config.local_capture() else f"{config.host()}:{config.port()}"
         for name in MDC_LOGGERS:  # the SDK logs each failed send; once a minute is enough
             _limit_logger(logging.getLogger(name))
         logger.info(
-            "data collection on: %s to %s, %g%% of requests (both records of a sampled request), queue %d",
+            "data collection on: %s to %s, %g%% of requests (both records of a sampled request), queue %d, "
+            "sent in batches",
             " and ".join(enabled),
             collection.target,
             collection.rate * 100,
@@ -195,36 +207,160 @@ class DataCollection:
         return collection
 
     def collect(self, decoded: Decoded, prediction: Prediction, request_id: str) -> None:
-        """Send one request's records, if it is sampled and the queue has room; a failure is counted and logged
-        (rate-limited), never raised: the answer has been computed and must go out unchanged."""
+        """Take one request's records, if it is sampled and there is room; a failure is counted and logged
+        (rate-limited), never raised: the answer has been computed and must go out unchanged.
+
+        The request's thread only works out the columns (``input_columns``, ``output_columns``: a few numbers per
+        row); the sending thread builds the DataFrames and hands them to the Collectors (``build``), a batch at a
+        time: pandas and the SDK cost far less per record in one run of many than spread between requests."""
         rate = self.rate
         if rate < 1.0 and random.random() >= rate:
             return
         wanted = (self.inputs is not None) + (self.outputs is not None)
-        queue = self.queue
-        if queue is not None and queue.length() + wanted > queue.capacity():
+        sender = self.sender
+        if sender.backlog(wanted) + wanted > self.queue.capacity():
             self.drops.add("the queue is full: the agent at " + self.target + " is not keeping up", wanted)
             return
-        unavailable = self.sender.unavailable() if self.sender is not None else None
+        unavailable = sender.unavailable()
         if unavailable:
             self.drops.add(unavailable, wanted)
             return
-        try:
-            from azureml.ai.monitoring.context import BasicCorrelationContext
-
-            context = BasicCorrelationContext(id=request_id)
-            if self.inputs is not None:
-                self.inputs.collect(input_frame(self.input_spec, decoded), context)
-            if self.outputs is not None:
-                self.outputs.collect(output_frame(self.output_spec, prediction), context)
-        except Exception as err:  # building a frame failed: a fault here, not in the request
+        if _nbytes(decoded.batch) <= SUMMARISE_LATER_BYTES:  # copied: its columns are worked out with others'
+            decoded = dataclasses.replace(decoded, batch=_copied(decoded.batch))
+            prediction = dataclasses.replace(prediction, values=prediction.values.copy())
+            sender.hand(self, Handed(request_id, int(time.time()), decoded, prediction))
+            return
+        try:  # a large input is not kept: its few columns are worked out now
+            inputs = input_columns(self.input_spec, decoded) if self.inputs is not None else None
+            outputs = output_columns(self.output_spec, prediction) if self.outputs is not None else None
+        except Exception as err:  # a fault here, not in the request
             self.drops.add(f"{type(err).__name__}: {err}", wanted)
+            return
+        sender.hand(self, Handed(request_id, int(time.time()), inputs=inputs, outputs=outputs))
+
+    def build(self, requests: list[Handed]) -> None:
+        """In the sending thread: the requests' columns (``work_out_columns``), then each one's DataFrames through
+        the Collectors onto the SDK's queue, correlated by its id and stamped with the time it was answered. A
+        request whose records cannot be built is counted as dropped; the others go on."""
+        from azureml.ai.monitoring.context import BasicCorrelationContext
+
+        self.work_out_columns(requests)
+        wanted = (self.inputs is not None) + (self.outputs is not None)
+        for request in requests:
+            try:
+                if request.failed:
+                    raise ValueError(request.failed)
+                context = BasicCorrelationContext(id=request.request_id, timestamp=request.answered_at)
+                if self.inputs is not None:
+                    self.inputs.collect(frame(*request.inputs), context)
+                if self.outputs is not None:
+                    self.outputs.collect(frame(*request.outputs), context)
+            except Exception as err:  # a fault here, not in the request
+                self.drops.add(f"{type(err).__name__}: {err}", wanted)
+
+    def work_out_columns(self, requests: list[Handed]) -> None:
+        """The columns of the requests handed over with their input: those of numbers (one array each) in one
+        ``input_columns`` and one ``output_columns`` call over all their rows, then split per request (a call costs
+        about the same for one row as for a hundred); texts one by one."""
+        later = [r for r in requests if r.decoded is not None]
+        together = [r for r in later if isinstance(r.decoded.batch, np.ndarray)]
+        for group in ([r for r in together if r.decoded.item_facts], [r for r in together if not r.decoded.item_facts]):
+            if len(group) > 1:
+                try:
+                    self._columns_together(group)
+                    continue
+                except Exception:  # one request's fault must not drop the others': each on its own below
+                    pass
+            for request in group:
+                self._columns_alone(request)
+        for request in later:
+            if request.decoded is not None and not isinstance(request.decoded.batch, np.ndarray):
+                self._columns_alone(request)
+
+    def _columns_together(self, group: list[Handed]) -> None:
+        first = group[0]
+        decoded = dataclasses.replace(
+            first.decoded,
+            batch=np.concatenate([r.decoded.batch for r in group]),
+            item_facts=tuple(fact for r in group for fact in r.decoded.item_facts),
+        )
+        prediction = dataclasses.replace(first.prediction, values=np.concatenate([r.prediction.values for r in group]))
+        inputs = input_columns(self.input_spec, decoded) if self.inputs is not None else None
+        outputs = output_columns(self.output_spec, prediction) if self.outputs is not None else None
+        start = 0
+        for request in group:
+            stop = start + len(request.decoded.batch)
+            request.inputs = _rows(inputs, start, stop)
+            request.outputs = _rows(outputs, start, stop)
+            request.decoded = request.prediction = None
+            start = stop
+
+    def _columns_alone(self, request: Handed) -> None:
+        try:
+            if self.inputs is not None:
+                request.inputs = input_columns(self.input_spec, request.decoded)
+            if self.outputs is not None:
+                request.outputs = output_columns(self.output_spec, request.prediction)
+        except Exception as err:
+            request.failed = f"{type(err).__name__}: {err}"
+        request.decoded = request.prediction = None
+
+
+@dataclass(slots=True)
+class Handed:
+    """One collected request, handed from its thread to the sending thread.
+
+    Attributes:
+        request_id: the correlation id of its records.
+        answered_at: when it was answered, in seconds since the epoch (the records' ``ce-time``).
+        decoded: a copy of its input, while its columns are still to be worked out (a small input), else None.
+        prediction: a copy of its answer, likewise.
+        inputs: its ``model_inputs`` columns, once worked out.
+        outputs: its ``model_outputs`` columns, once worked out.
+        failed: why its columns could not be worked out, if they could not.
+    """
+
+    request_id: str
+    answered_at: int
+    decoded: Decoded | None = None
+    prediction: Prediction | None = None
+    inputs: Columns | None = None
+    outputs: Columns | None = None
+    failed: str = ""
+
+
+def _rows(columns: Columns | None, start: int, stop: int) -> Columns | None:
+    """Rows ``start`` to ``stop`` of ``columns``."""
+    if columns is None:
+        return None
+    return {name: values[start:stop] for name, values in columns[0].items()}, stop - start
 
 
 # ---------------------------------------------------------------------------------------------- what is collected
 
 
+Columns = tuple[dict[str, Any], int]  # a frame to be: column name -> one value per row, and the number of rows
+
+
+def _nbytes(batch: np.ndarray | dict[str, np.ndarray]) -> int:
+    return batch.nbytes if isinstance(batch, np.ndarray) else sum(array.nbytes for array in batch.values())
+
+
+def _copied(batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+    return batch.copy() if isinstance(batch, np.ndarray) else {name: array.copy() for name, array in batch.items()}
+
+
 def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
+    """The ``model_inputs`` DataFrame of a request (``input_columns``)."""
+    return frame(*input_columns(spec, decoded))
+
+
+def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
+    """The ``model_outputs`` DataFrame of a request (``output_columns``)."""
+    return frame(*output_columns(spec, prediction))
+
+
+def input_columns(spec: InputSpec, decoded: Decoded) -> Columns:
     """One row per request row, the columns by input kind (docs/data-collection.md):
 
     * named features (``spec.names``): one column per name, the values as the client sent them;
@@ -243,33 +379,60 @@ def input_frame(spec: InputSpec, decoded: Decoded) -> pd.DataFrame:
             columns[name] = [_scalar(fact.get(name)) for fact in facts]
     shape = spec.shape
     if facts and len(shape) < 2:
-        return frame(columns, rows)  # a text's token ids: its facts describe it, not the ids
-    raw = sent_values(spec, decoded.batch)  # (rows, *shape) float64, as the client sent them
-    if spec.names:
-        for index, name in enumerate(spec.names):
+        return columns, rows  # a text's token ids: its facts describe it, not the ids
+    if spec.names or (len(shape) == 1 and shape[0] <= MAX_FEATURE_COLUMNS):
+        raw = sent_values(spec, decoded.batch)  # (rows, *shape) float64, each value as the client sent it
+        names = spec.names or tuple(f"f{index}" for index in range(shape[0]))
+        for index, name in enumerate(names):
             columns[name] = raw[:, index]
-    elif len(shape) == 1 and shape[0] <= MAX_FEATURE_COLUMNS:
-        for index in range(shape[0]):
-            columns[f"f{index}"] = raw[:, index]
-    else:
-        flat = raw.reshape(rows, -1)
-        columns.update(mean=flat.mean(axis=1), std=flat.std(axis=1), min=flat.min(axis=1), max=flat.max(axis=1))
-        if len(shape) == 3 and shape[0] > 1:  # (channels, height, width): each channel's mean
-            per_channel = raw.reshape(rows, shape[0], -1).mean(axis=2)
-            for channel in range(shape[0]):
-                columns[f"c{channel}_mean"] = per_channel[:, channel]
-    return frame(columns, rows)
+        return columns, rows
+    columns.update(summary(spec, decoded.batch))
+    return columns, rows
 
 
-def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
+def summary(spec: InputSpec, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row, ``mean``, ``std``, ``min`` and ``max`` of its values in the units the client sent (the spec's
+    ``subtract``/``divide`` undone), and each channel's mean (``c0_mean`` ..) when the row is ``(channels, height,
+    width)`` with several; each to 7 significant digits, what the float32 model input holds."""
+    rows = len(batch)
+    subtract, divide = spec._offsets
+    raw = batch.astype(np.float64)
+    if divide is not None:
+        raw *= divide
+    if subtract is not None:
+        raw += subtract
+    flat = raw.reshape(rows, -1)
+    mean = np.add.reduce(flat, axis=1) / flat.shape[1]
+    spread = flat - mean[:, None]
+    std = np.sqrt(np.add.reduce(spread * spread, axis=1) / flat.shape[1])
+    stats = [mean, std, np.minimum.reduce(flat, axis=1), np.maximum.reduce(flat, axis=1)]
+    names = ["mean", "std", "min", "max"]
+    shape = spec.shape
+    if len(shape) == 3 and shape[0] > 1:  # (channels, height, width): each channel's mean
+        per_channel = np.add.reduce(raw.reshape(rows, shape[0], -1), axis=2) / (raw[0, 0].size)
+        stats += list(per_channel.T)
+        names += [f"c{channel}_mean" for channel in range(shape[0])]
+    table = significant(np.stack(stats, axis=1), 7)
+    return {name: table[:, index] for index, name in enumerate(names)}
+
+
+def significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (so that 10 sent through ``/ 255`` in float32 is 10.0
+    again, not 9.9999998)."""
+    magnitude = np.floor(np.log10(np.abs(values), where=values != 0, out=np.zeros_like(values)))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return np.round(values * scale) / scale
+
+
+def output_columns(spec: OutputSpec, prediction: Prediction) -> Columns:
     """One row per request row: classification ``label`` and ``score`` (its probability); multilabel ``labels``
     (those at or over the threshold, joined by ``|``), and the top ``label`` and ``score``; regression one column
     per output name; embedding the vector's ``norm``."""
     values = prediction.values
     if spec.kind == "embedding":  # a vector per row: its length, what drifts when the inputs do
-        return frame({"norm": np.linalg.norm(values.astype(np.float64), axis=1).round(7)}, len(values))
+        return {"norm": np.linalg.norm(values.astype(np.float64), axis=1).round(7)}, len(values)
     if spec.kind == "regression":
-        return frame({name: values[:, i] for i, name in enumerate(spec.names)}, len(values))
+        return {name: values[:, i] for i, name in enumerate(spec.names)}, len(values)
     best = values.argmax(axis=1)
     labels = spec.labels
     columns: dict[str, Any] = {
@@ -278,7 +441,7 @@ def output_frame(spec: OutputSpec, prediction: Prediction) -> pd.DataFrame:
     }
     if spec.kind == "multilabel":
         columns["labels"] = ["|".join(map(str, row)) for row in prediction.labels()]
-    return frame(columns, len(values))
+    return columns, len(values)
 
 
 def frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
@@ -290,7 +453,8 @@ def frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
     values = np.empty((rows, len(names)), dtype=np.float64 if numeric else object)
     for index, column in enumerate(lists):
         values[:, index] = column
-    collected = _frame_class()(values, columns=_column_index(tuple(names)), copy=False)
+    # the dtype given: pandas would otherwise look into each object column for dates, which costs more than the rest
+    collected = _frame_class()(values, columns=_column_index(tuple(names)), dtype=values.dtype, copy=False)
     object.__setattr__(collected, "_collected", (names, lists))  # past pandas' own __setattr__, which costs more
     return collected
 
@@ -380,95 +544,277 @@ def _collect_everything(config: Any) -> None:
     config._sample_rate_percentage = 100
 
 
-def _bounded_sender(host: str, port: int) -> Any:
-    """The SDK's ``MdcSender`` (same URL, headers and body: its ``send`` builds them) with its one post replaced:
-    over one kept-alive ``AgentConnection`` instead of a new ``requests`` connection per payload, with
-    ``SEND_TIMEOUT_S``; after a failed post it pauses ``PAUSE_AFTER_FAILURE_S``, doubled per failure in a row up to
-    ``LONGEST_PAUSE_S`` (the queue meanwhile fills and
-    ``DataCollection.collect`` drops before building anything). A failure is raised as the ``requests`` error the
-    SDK handles. Defined in a function so that this module imports without the SDK."""
-    import requests
-    from azureml.ai.monitoring.worker.sender import MdcSender
+def _start_sdk_without_its_sender() -> None:
+    """What the SDK's ``init()`` (``azureml/ai/monitoring/init.py``) does, up to its last step: its logging, its
+    configuration (the data_collector's file or the ``AZUREML_MDC_*`` environment) and its queue, but not its sending
+    thread, which ``AgentSender`` replaces. (Its ``AZUREML_MDC_WORKER_DISABLED`` switch would do the same, but the
+    SDK reads it only when configured by environment, not from the file a deployment's data_collector gives.)"""
+    from azureml.ai.monitoring.config import get_config, init_config
+    from azureml.ai.monitoring.logger import init_logging
+    from azureml.ai.monitoring.queue import init_queue
 
-    class BoundedSender(MdcSender):
-        def __init__(self) -> None:
-            super().__init__(host, port)
-            self.connection = AgentConnection(host, port, SEND_TIMEOUT_S)
-            self.failures = _Counter("data collection: sending to the agent failed", "time(s)")
-            self.posting_since: float | None = None  # time.monotonic() when the post under way began
-            self.paused_until = 0.0
-            self.pause = PAUSE_AFTER_FAILURE_S
+    sdk = importlib.import_module("azureml.ai.monitoring.init")  # the module; the package exports its function
+    if sdk.is_sdk_ready():
+        return
+    init_logging()
+    init_config("default")
+    config = get_config()
+    if config.enabled():
+        init_queue(config.queue_capacity())
+        sdk.sdk_ready = True  # what init() sets last: the Collectors then use this configuration and queue
 
-        def unavailable(self) -> str | None:
-            """Why records should be dropped now without being built, or None: sending is paused after a failure,
-            or a post has waited more than ``STALLED_AFTER_S`` for the agent's answer."""
-            now, since = time.monotonic(), self.posting_since
-            if now < self.paused_until:
-                return "sending is paused after a failed post to the agent at " + f"{host}:{port}"
-            if since is not None and now - since > STALLED_AFTER_S:
-                return f"the agent at {host}:{port} has not answered a post for {now - since:.1f} s"
-            return None
 
-        def _post_request(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, str]:
+_senders: dict[int, AgentSender] = {}  # by id(queue): one reader per SDK queue, however often open() runs
+
+
+def _sender_for(queue: Any, config: Any) -> AgentSender:
+    sender = _senders.get(id(queue))
+    if sender is None or sender.queue is not queue or not sender.thread.is_alive():
+        sender = _senders[id(queue)] = AgentSender(queue, config)
+    return sender
+
+
+class AgentSender:
+    """The worker's one sending thread, in place of the SDK's (which ``_start_sdk_without_its_sender`` does not
+    start). Requests' threads hand it what they collect (``hand``); it builds their records through the Collectors
+    (``DataCollection.build``) and posts the payloads to the agent as the SDK would (same path, headers and body,
+    ``RequestWriter``), with three differences that matter in a scoring worker:
+
+    * **Batches.** After a request is handed over it waits ``LINGER_S``, so the requests answered meanwhile go with
+      it: one wake-up of this thread, one run of pandas and the SDK, and one write per batch, instead of two of each
+      per request.
+    * **Pipelined posts over one kept-alive connection.** A batch's posts go out in one write and their answers are
+      read back in order (HTTP/1.1 pipelining): a few system calls per batch instead of a new connection per
+      record. An agent that closes the connection after an answer has not read the posts after it, so those are
+      sent again, and from then on one post at a time. Posts are never retried once the agent may have read them,
+      so a record is never stored twice; one lost to a failure is counted and logged.
+    * **Bounded.** Each exchange has ``SEND_TIMEOUT_S``; after a failure sending pauses ``PAUSE_AFTER_FAILURE_S``,
+      doubled per failure in a row up to ``LONGEST_PAUSE_S``. Meanwhile ``unavailable()`` tells
+      ``DataCollection.collect`` to drop records before building them.
+
+    With the SDK's local capture (``AZUREML_MDC_LOCAL_CAPTURE=true``) each payload goes to its ``LocalCapture``, which
+    logs it, instead.
+    """
+
+    def __init__(self, queue: Any, config: Any) -> None:
+        from azureml.ai.monitoring.worker.sender import LocalCapture
+
+        self.queue = queue
+        self.host, self.port = config.host(), config.port()
+        self.local = LocalCapture() if config.local_capture() else None
+        self.writer = RequestWriter(self.host, self.port)
+        self.connection = AgentConnection(self.host, self.port, SEND_TIMEOUT_S)
+        self.failures = _Counter("data collection: sending to the agent failed", "time(s)")
+        self.one_at_a_time = False  # set once the agent shows it closes the connection after an answer
+        self.posting_since: float | None = None  # time.monotonic() when the exchange under way began
+        self.paused_until = 0.0
+        self.pause = PAUSE_AFTER_FAILURE_S
+        self.pending: collections.deque[tuple[DataCollection, Handed]] = collections.deque()  # handed over, not built
+        self.work = threading.Event()  # set when a request is handed over to an idle thread
+        self.thread = threading.Thread(target=self._run, name="data-collection-sender", daemon=True)
+        self.thread.start()
+
+    def unavailable(self) -> str | None:
+        """Why records should be dropped now without being built, or None: sending is paused after a failure, or
+        an exchange has waited more than ``STALLED_AFTER_S`` for the agent's answers."""
+        now, since = time.monotonic(), self.posting_since
+        if now < self.paused_until:
+            return f"sending is paused after a failed post to the agent at {self.host}:{self.port}"
+        if since is not None and now - since > STALLED_AFTER_S:
+            return f"the agent at {self.host}:{self.port} has not answered a post for {now - since:.1f} s"
+        return None
+
+    def backlog(self, per_request: int) -> int:
+        """Records waiting in this worker, built or not (``per_request`` records for each request not built yet)."""
+        return len(self.pending) * per_request + self.queue.length()
+
+    def hand(self, collection: DataCollection, request: Handed) -> None:
+        """Take one request's columns from its thread (``DataCollection.collect``); wakes this thread if idle."""
+        self.pending.append((collection, request))
+        if not self.work.is_set():
+            self.work.set()
+
+    def _run(self) -> None:
+        while True:
+            self.work.wait()  # a request was handed over
+            time.sleep(LINGER_S)  # the requests answered meanwhile go in the same batch
+            self.work.clear()  # before taking: a request handed over from now on wakes the next round
+            try:
+                handed: dict[int, tuple[DataCollection, list[Handed]]] = {}
+                while self.pending:
+                    collection, request = self.pending.popleft()
+                    handed.setdefault(id(collection), (collection, []))[1].append(request)
+                for collection, requests in handed.values():
+                    collection.build(requests)  # their frames through the Collectors, onto the SDK's queue
+                while self.queue.length() > 0:  # the only reader: dequeue won't wait
+                    batch = []
+                    while len(batch) < MOST_PER_WRITE and self.queue.length() > 0:
+                        batch.append(self.queue.dequeue()[0])
+                    self.send(batch)
+            except Exception as err:  # this thread must outlive any one batch
+                self.failures.add(f"a batch was lost: {type(err).__name__}: {err}")
+
+    def send(self, batch: list[Any]) -> None:
+        """Post ``batch``'s payloads (or hand them to local capture); failures are counted, never raised."""
+        if self.local is not None:
+            for payload in batch:
+                self.local.send(payload)
+            return
+        pending = [self.writer.request(payload) for payload in batch]
+        retried = False
+        while pending:
+            chunk = pending[:1] if self.one_at_a_time else pending
+            reused = self.connection.open
             self.posting_since = time.monotonic()
             try:
-                return self._post(payload, headers)
+                answers = self.connection.exchange(chunk)
+            except AgentError as err:
+                self._check(err.answers)
+                pending = pending[len(err.answers) :]
+                if reused and not err.answers and not retried and not isinstance(err.__cause__, TimeoutError):
+                    retried = True  # the agent closed the kept-alive connection while it was idle: once more
+                    continue
+                self._fail(err, len(pending))
+                return
             finally:
                 self.posting_since = None
+            self._check(answers)
+            if len(answers) < len(chunk) and not self.one_at_a_time:
+                self.one_at_a_time = True
+                logger.warning(
+                    "data collection: the agent at %s:%d closes the connection after an answer; "
+                    "posting one record at a time from now on",
+                    self.host,
+                    self.port,
+                )
+            pending = pending[len(answers) :]
+        self.pause = PAUSE_AFTER_FAILURE_S  # the agent answered: the next failure pauses briefly again
 
-        def _post(self, payload: Any, headers: dict[str, str] | None) -> tuple[int, str]:
-            body = payload.encode() if isinstance(payload, str) else payload
-            for attempt in (1, 2):  # a kept-alive connection the agent closed while idle: once more on a new one
-                reused = self.connection.open
-                try:
-                    status, answer = self.connection.post(self.path, headers or {}, body)
-                    break
-                except (OSError, ValueError) as err:
-                    self.connection.close()
-                    if reused and attempt == 1 and not isinstance(err, TimeoutError):
-                        continue
-                    pause, self.pause = self.pause, min(self.pause * 2, LONGEST_PAUSE_S)
-                    self.failures.add(f"{type(err).__name__}: {err}; pausing {pause:g} s")
-                    self.paused_until = time.monotonic() + pause
-                    self.posting_since = None
-                    time.sleep(pause)
-                    raise requests.exceptions.ConnectionError(f"{type(err).__name__}: {err}") from err
-            self.pause = PAUSE_AFTER_FAILURE_S  # the agent answered: the next failure pauses briefly again
-            text = answer.decode("utf-8", "replace")
+    def _check(self, answers: list[tuple[int, bytes]]) -> None:
+        for status, text in answers:
             if not 200 <= status < 300:
-                self.failures.add(f"the agent answered {status}: {text[:200]}")
-            return status, text
+                self.failures.add(f"the agent answered {status}: {text[:200].decode('utf-8', 'replace')}")
 
-    return BoundedSender()
+    def _fail(self, err: AgentError, lost: int) -> None:
+        pause, self.pause = self.pause, min(self.pause * 2, LONGEST_PAUSE_S)
+        self.failures.add(f"{err}; {lost} record(s) lost; pausing {pause:g} s")
+        self.paused_until = time.monotonic() + pause
+        time.sleep(pause)
+
+
+# RequestWriter's own headers: as in MdcSender, they win over the context's of the same name
+_WRITTEN = {"accept", "content-type", "content-length", "trace-id", "ce-time", "ce-type", "ce-collect-data-type"}
+_WRITTEN |= {"ce-agent", "ce-model-version", "host"}
+
+
+class RequestWriter:
+    """A payload as the bytes of the POST the SDK's ``MdcSender.send`` makes of it: the same path, headers and body
+    (``tests/test_collection.py`` holds the two equal). The headers that are the same for every payload of a
+    collection are written once; per payload only its id, time, request id and length. ``MdcSender.send`` builds
+    them all again for each record, in the scoring worker."""
+
+    path = "/modeldata/log"  # MdcSender.path
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._fixed: dict[tuple, str] = {}
+
+    def request(self, payload: Any) -> bytes:
+        body = payload.content()
+        body = body.encode() if isinstance(body, str) else body
+        kind = (payload.designation(), payload.contenttype(), payload.type(), payload.agent(), payload.model_version())
+        fixed = self._fixed.get(kind)
+        if fixed is None:
+            fixed = self._fixed[kind] = self._fixed_lines(*kind)
+        lines = [f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n", fixed]
+        lines.append(f"Content-Length: {len(body)}\r\ntrace-id: {payload.id()}\r\nce-time: {payload.time()}\r\n")
+        own = {f"ce-{key}": str(value) for key, value in payload.headers().items()}  # the context's headers
+        if payload.correlation_id() is not None:
+            own["ce-x-request-id"] = payload.correlation_id()
+        lines += [f"{name}: {value}\r\n" for name, value in own.items() if name.lower() not in _WRITTEN]
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1") + body
+
+    @staticmethod
+    def _fixed_lines(designation: str, content_type: str, data_type: str, agent: str, version: str | None) -> str:
+        lines = f"Accept: */*\r\nContent-Type: {content_type}\r\nce-type: azureml.inference.{designation}\r\n"
+        lines += f"ce-collect-data-type: {data_type}\r\nce-agent: {agent}\r\n"
+        return lines + (f"ce-model-version: {version}\r\n" if version is not None else "")
+
+
+def post_bytes(host: str, port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """One HTTP/1.1 POST, head and body, as it goes on the wire."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "content-length")
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
+    return head.encode("latin-1") + body
+
+
+class AgentError(Exception):
+    """An exchange with the agent failed; ``answers`` are those read before it did (their posts were received)."""
+
+    def __init__(self, message: str, answers: list[tuple[int, bytes]]) -> None:
+        super().__init__(message)
+        self.answers = answers
 
 
 class AgentConnection:
-    """One kept-alive HTTP/1.1 connection to the agent: each post is one write (headers and body together, with
-    TCP_NODELAY), its answer read by Content-Length, chunks, or to the connection's end. A fraction of what
-    ``requests`` or ``http.client`` spend per post (docs/data-collection.md, "Cost"), and they would be spent on every
-    collected record, in the scoring worker.
-
-    Raises (from ``post``): OSError (refused, reset, ``TimeoutError``), ValueError (an answer that is not HTTP).
+    """One kept-alive HTTP/1.1 connection to the agent: the posts of an exchange go out in one write (with
+    TCP_NODELAY), each answer read by Content-Length, chunks, or to the connection's end. A fraction of what
+    ``requests`` or ``http.client`` spend per post, and that would be spent in the scoring worker.
     """
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self._socket: socket.socket | None = None
         self._buffer = b""
+        self._deadline = 0.0
 
     @property
     def open(self) -> bool:
         return self._socket is not None
 
     def post(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """POST ``body`` to ``path``; returns the answer's status and body."""
-        if self._socket is None:
-            self._socket = socket.create_connection((self.host, self.port), self.timeout)
-            self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._buffer = b""
-        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "content-length")
-        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
-        self._socket.sendall(head.encode("latin-1") + body)
+        """POST ``body`` to ``path``; returns the answer's status and body.
+
+        Raises:
+            AgentError: no answer (its ``__cause__`` is the OSError or ValueError).
+        """
+        return self.exchange([post_bytes(self.host, self.port, path, headers, body)])[0]
+
+    def exchange(self, requests: list[bytes]) -> list[tuple[int, bytes]]:
+        """Send ``requests`` (each a whole HTTP request, ``post_bytes``) in one write, and read their answers in
+        order. Stops early when an answer closes the connection: the agent has not read the requests after it.
+
+        Returns:
+            ``(status, body)`` of each request answered, in order: all of them, or those before the connection
+            closed.
+
+        Raises:
+            AgentError: the exchange failed (refused, reset, timed out, an answer that is not HTTP), with the answers
+                read before it.
+        """
+        answers: list[tuple[int, bytes]] = []
+        try:
+            if self._socket is None:
+                self._socket = socket.create_connection((self.host, self.port), self.timeout)
+                self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._buffer = b""
+            self._socket.settimeout(self.timeout)
+            self._socket.sendall(b"".join(requests))
+            self._socket.setblocking(False)  # answers are read as they have arrived, every ANSWER_POLL_S (_receive)
+            self._deadline = time.monotonic() + self.timeout
+            while len(answers) < len(requests):
+                status, answer, keep = self._read_answer()
+                answers.append((status, answer))
+                if not keep:
+                    self.close()
+                    break
+        except (OSError, ValueError) as err:
+            self.close()
+            raise AgentError(f"{type(err).__name__}: {err}", answers) from err
+        return answers
+
+    def _read_answer(self) -> tuple[int, bytes, bool]:
         status_line, fields = self._read_head()
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
@@ -480,9 +826,7 @@ class AgentConnection:
             answer = self._read_exactly(int(fields[b"content-length"]))
         else:
             answer, keep = self._read_to_end(), False
-        if not keep:
-            self.close()
-        return int(parts[1]), answer
+        return int(parts[1]), answer, keep
 
     def close(self) -> None:
         if self._socket is not None:
@@ -490,8 +834,23 @@ class AgentConnection:
             self._socket = None
         self._buffer = b""
 
+    def _receive(self) -> bytes:
+        """What has arrived, waiting in steps of ``ANSWER_POLL_S`` for something to: one wake-up of the sending
+        thread per step however the agent splits its answers (each wake-up contends for the worker's GIL).
+
+        Raises:
+            TimeoutError: nothing arrived by the exchange's deadline (``timeout`` seconds after its write).
+        """
+        while True:
+            try:
+                return self._socket.recv(65536)
+            except BlockingIOError:
+                if time.monotonic() >= self._deadline:
+                    raise TimeoutError(f"the agent did not answer within {self.timeout:g} s") from None
+                time.sleep(ANSWER_POLL_S)
+
     def _fill(self) -> None:
-        data = self._socket.recv(65536)
+        data = self._receive()
         if not data:
             raise ConnectionResetError("the agent closed the connection before it answered")
         self._buffer += data
@@ -526,7 +885,7 @@ class AgentConnection:
         return b"".join(pieces)
 
     def _read_to_end(self) -> bytes:
-        while data := self._socket.recv(65536):
+        while data := self._receive():
             self._buffer += data
         data, self._buffer = self._buffer, b""
         return data

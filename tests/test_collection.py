@@ -9,6 +9,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,11 +185,153 @@ def test_agent_connection_refuses_an_answer_that_is_not_http() -> None:
     agent = CannedAgent(b"SSH-2.0-OpenSSH\r\n\r\n", close=True)
     connection = collection.AgentConnection("127.0.0.1", agent.listener.getsockname()[1], timeout=5)
     try:
-        with pytest.raises(ValueError, match="does not start like HTTP"):
+        with pytest.raises(collection.AgentError, match="does not start like HTTP"):
             connection.post("/modeldata/log", {}, b"[]")
     finally:
         connection.close()
         agent.listener.close()
+
+
+def sdk_payload(frame: pd.DataFrame, request_id: str | None, **headers: str):
+    """A payload as the SDK's Collector makes it (``build_payload``), with the context's own headers."""
+    from azureml.ai.monitoring.config.config import MdcConfig
+    from azureml.ai.monitoring.context import BasicCorrelationContext
+    from azureml.ai.monitoring.payload import PandasFrameData, build_payload
+
+    with mock_config(MdcConfig(enabled=True)):
+        context = BasicCorrelationContext(id=request_id, timestamp=1796294162, headers=headers)
+        return build_payload("model_inputs", PandasFrameData(frame), model_version="default", context=context)
+
+
+@contextlib.contextmanager
+def mock_config(config):
+    import azureml.ai.monitoring.config.config as sdk_config
+
+    before, sdk_config.mdc_config = sdk_config.mdc_config, config
+    try:
+        yield
+    finally:
+        sdk_config.mdc_config = before
+
+
+def parse_post(raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    start, *lines = head.decode("latin-1").split("\r\n")
+    return start, {n.strip().lower(): v.strip() for n, _, v in (line.partition(":") for line in lines)}, body
+
+
+@pytest.mark.parametrize("context_headers", [{}, {"time": "0", "custom": "yes"}], ids=["plain", "own-headers"])
+def test_request_writer_writes_the_post_the_sdks_sender_makes(context_headers: dict) -> None:
+    from azureml.ai.monitoring.worker.sender import MdcSender
+
+    class Capture(MdcSender):
+        def _post_request(self, url, payload, headers=None):
+            self.sent = (url, headers, payload.encode())
+            return 200, "ok"
+
+    frame = collection.frame({"mean": np.asarray([4.5]), "label": ["x"]}, 1)
+    payload = sdk_payload(frame, "req-1", **context_headers)
+    sdk = Capture("127.0.0.1", 50011)
+    sdk.send(payload)
+    url, sdk_headers, sdk_body = sdk.sent
+
+    start, headers, body = parse_post(collection.RequestWriter("127.0.0.1", 50011).request(payload))
+
+    assert start == "POST /modeldata/log HTTP/1.1" and url == "http://127.0.0.1:50011/modeldata/log"
+    assert body == sdk_body
+    assert headers.pop("host") == "127.0.0.1:50011" and headers.pop("content-length") == str(len(sdk_body))
+    assert headers == {name.lower(): value for name, value in sdk_headers.items()}
+    assert headers["ce-x-request-id"] == "req-1"
+
+
+class PipelineAgent:
+    """A socket on loopback that answers every post it reads, pipelined or not; with ``close``, it answers the first
+    post on each connection with ``Connection: close`` and closes, as an agent that takes one post per connection."""
+
+    def __init__(self, close: bool) -> None:
+        self.close, self.bodies = close, []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self.listener.accept()
+                with connection:
+                    self.answer(connection)
+
+    def answer(self, connection: socket.socket) -> None:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                if not (data := connection.recv(65536)):
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = int(parse_post(head + b"\r\n\r\n")[1]["content-length"])
+            while len(buffer) < length:
+                buffer += connection.recv(65536)
+            self.bodies.append(buffer[:length])
+            buffer = buffer[length:]
+            if self.close:
+                connection.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+                return
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_agent_connection_pipelines_posts_and_reads_every_answer_in_order() -> None:
+    agent = PipelineAgent(close=False)
+    connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
+    posts = [collection.post_bytes("127.0.0.1", agent.port, "/modeldata/log", {}, f"[{n}]".encode()) for n in range(5)]
+    try:
+        assert connection.exchange(posts) == [(200, b"ok")] * 5
+        assert connection.exchange(posts[:2]) == [(200, b"ok")] * 2  # the same kept-alive connection
+    finally:
+        connection.close()
+        agent.listener.close()
+    assert agent.bodies == [f"[{n}]".encode() for n in range(5)] + [b"[0]", b"[1]"]
+
+
+def test_the_sender_posts_one_at_a_time_to_an_agent_that_closes_after_each_answer(caplog) -> None:
+    from azureml.ai.monitoring.config.config import MdcConfig
+    from azureml.ai.monitoring.queue.queue import MdcQueue
+
+    agent = PipelineAgent(close=True)
+    sender = collection.AgentSender(MdcQueue(100), MdcConfig(enabled=True, host="127.0.0.1", port=agent.port))
+    frames = [collection.frame({"n": np.asarray([float(n)])}, 1) for n in range(4)]
+    try:
+        sender.send([sdk_payload(frame, f"r-{n}") for n, frame in enumerate(frames)])
+        sender.send([sdk_payload(frames[0], "r-again")])
+    finally:
+        sender.connection.close()
+        agent.listener.close()
+
+    assert [json.loads(body) for body in agent.bodies] == [[{"n": float(n)}] for n in range(4)] + [[{"n": 0.0}]]
+    assert sender.one_at_a_time and sender.failures.total == 0
+    assert "closes the connection after an answer; posting one record at a time" in caplog.text
+
+
+def test_columns_worked_out_together_are_each_requests_own() -> None:
+    spec = InputSpec(name="image", shape=(3, 2, 2), divide=255.0)
+    output = OutputSpec(kind="classification", labels=("cat", "dog"))
+    rng = np.random.default_rng(0)
+    requests, alone = [], []
+    for n, rows in enumerate((1, 3, 2)):
+        pixels = rng.integers(0, 256, size=(rows, 3, 2, 2)).tolist()
+        facts = tuple({"format": "PNG", "width": 10 + n, "row": r} for r in range(rows))
+        decoded = decoded_rows(spec, pixels, item_facts=facts)
+        prediction = Prediction(rng.random((rows, 2)).astype(np.float32), output)
+        requests.append(collection.Handed(f"r-{n}", 0, decoded, prediction))
+        alone.append((collection.input_columns(spec, decoded), collection.output_columns(output, prediction)))
+    dc = collection.DataCollection(object(), object(), 1.0, spec, output)
+
+    dc.work_out_columns(requests)
+
+    for handed, (inputs, outputs) in zip(requests, alone, strict=True):
+        assert handed.decoded is None and not handed.failed
+        assert collection.frame(*handed.inputs).to_dict("records") == collection.frame(*inputs).to_dict("records")
+        assert collection.frame(*handed.outputs).to_dict("records") == collection.frame(*outputs).to_dict("records")
 
 
 @pytest.mark.parametrize(
@@ -252,6 +395,14 @@ def test_collection_off_sends_nothing(azure_model_dir: Path) -> None:
                 log = server.log()
             assert "data collection off" in log
         assert receiver.wait_for(1, timeout=1.0) == [] and receiver.posts == 0
+
+
+def wait_for_log(server: InferenceServer, text: str, timeout: float = 10.0) -> str:
+    """The server's log once ``text`` is in it, or as it is after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := server.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return log
 
 
 def mdc_config_file(folder: Path, **collections: dict) -> str:
@@ -321,7 +472,8 @@ def test_a_dead_or_stalled_receiver_changes_no_answer_and_no_status(azure_model_
             for n in range(12):
                 reply = score(server, SAMPLE[: 1 + n % 2], f"x-{n}")
                 got[n] = (reply.status, reply.json()["probabilities"])
-            log = server.log()
+            expected_line = "has not answered a post" if agent == "stalled" else "sending to the agent failed"
+            log = wait_for_log(server, expected_line)  # the sender tries within LINGER_S of the first record
     finally:
         if receiver is not None:
             receiver.stop()
