@@ -71,7 +71,8 @@ SUMMARISE_LATER_BYTES = 64 * 1024  # a model input this small is copied and summ
 LINGER_S = 0.05  # after a record arrives, the sender waits this long for more, and sends them together
 MOST_PER_WRITE = 256  # records in one pipelined write at most (their answers fit in the sockets' buffers)
 SEND_TIMEOUT_S = 5.0  # an exchange's write, then its answers; past it the exchange fails and sending pauses
-ANSWER_POLL_S = 0.002  # the sender reads the agent's answers this often, not as each one arrives
+ANSWER_POLL_S = 0.002  # the sender looks for the agent's answers after this long, not as each one arrives...
+LONGEST_POLL_S = 0.1  # ...then twice as long each time nothing has, up to this
 PAUSE_AFTER_FAILURE_S = 5.0  # after a failed post the sender waits this long, doubled per failure in a row...
 LONGEST_PAUSE_S = 60.0  # ...up to this; a post that succeeds resets it
 STALLED_AFTER_S = 0.5  # a post unanswered this long (an agent answers in milliseconds): records are dropped unbuilt
@@ -835,19 +836,23 @@ class AgentConnection:
         self._buffer = b""
 
     def _receive(self) -> bytes:
-        """What has arrived, waiting in steps of ``ANSWER_POLL_S`` for something to: one wake-up of the sending
-        thread per step however the agent splits its answers (each wake-up contends for the worker's GIL).
+        """What has arrived, waiting for something to in steps from ``ANSWER_POLL_S``, doubled each time nothing
+        has, to ``LONGEST_POLL_S``: a few wake-ups of the sending thread per batch however the agent splits its
+        answers, and ten a second while it hangs (each wake-up contends for the worker's GIL).
 
         Raises:
             TimeoutError: nothing arrived by the exchange's deadline (``timeout`` seconds after its write).
         """
+        wait = ANSWER_POLL_S
         while True:
             try:
                 return self._socket.recv(65536)
             except BlockingIOError:
-                if time.monotonic() >= self._deadline:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
                     raise TimeoutError(f"the agent did not answer within {self.timeout:g} s") from None
-                time.sleep(ANSWER_POLL_S)
+                time.sleep(min(wait, left))
+                wait = min(wait * 2, LONGEST_POLL_S)  # a slow or hung agent: fewer wake-ups while it is
 
     def _fill(self) -> None:
         data = self._receive()
