@@ -211,9 +211,10 @@ class DataCollection:
         """Take one request's records, if it is sampled and there is room; a failure is counted and logged
         (rate-limited), never raised: the answer has been computed and must go out unchanged.
 
-        The request's thread only works out the columns (``input_columns``, ``output_columns``: a few numbers per
-        row); the sending thread builds the DataFrames and hands them to the Collectors (``build``), a batch at a
-        time: pandas and the SDK cost far less per record in one run of many than spread between requests."""
+        The request's thread only copies a small input and its answer (at most ``SUMMARISE_LATER_BYTES``; a larger
+        input's few columns are worked out here, so that it is not kept) and hands them to the sending thread,
+        which builds the records of many requests in one run (``build``): pandas and the SDK cost far less per
+        record that way than spread between requests."""
         rate = self.rate
         if rate < 1.0 and random.random() >= rate:
             return
