@@ -33,7 +33,7 @@ per worker process posts each payload as JSON records to the instance's agent at
 * Its default ``on_error`` raises, and it logs every failed send. The template's ``on_error`` counts the drop, and
   drops and send failures are logged at most once a minute each, with counts.
 
-What is collected per input kind is in ``docs/data-collection.md`` (``input_frame``, ``output_frame``).
+What is collected per input kind is in ``docs/data-collection.md`` (``input_columns``, ``output_columns``).
 """
 
 from __future__ import annotations
@@ -148,8 +148,8 @@ class DataCollection:
         inputs: the ``model_inputs`` Collector, None when that collection is not enabled.
         outputs: the ``model_outputs`` Collector, likewise.
         rate: the share of requests collected, 0 to 1 (the deployment's ``sampling_rate``).
-        input_spec: what a row means, for ``input_frame``.
-        output_spec: what the values mean, for ``output_frame``.
+        input_spec: what a row means, for ``input_columns``.
+        output_spec: what the values mean, for ``output_columns``.
     """
 
     inputs: Any
@@ -249,9 +249,10 @@ class DataCollection:
         self.work_out_columns(requests)
         wanted = (self.inputs is not None) + (self.outputs is not None)
         for request in requests:
+            if request.failed:
+                self.drops.add(request.failed, wanted)
+                continue
             try:
-                if request.failed:
-                    raise ValueError(request.failed)
                 context = BasicCorrelationContext(id=request.request_id, timestamp=request.answered_at)
                 if self.inputs is not None:
                     self.inputs.collect(frame(*request.inputs), context)
@@ -397,12 +398,7 @@ def summary(spec: InputSpec, batch: np.ndarray) -> dict[str, np.ndarray]:
     ``subtract``/``divide`` undone), and each channel's mean (``c0_mean`` ..) when the row is ``(channels, height,
     width)`` with several; each to 7 significant digits, what the float32 model input holds."""
     rows = len(batch)
-    subtract, divide = spec._offsets
-    raw = batch.astype(np.float64)
-    if divide is not None:
-        raw *= divide
-    if subtract is not None:
-        raw += subtract
+    raw = in_sent_units(spec, batch)
     flat = raw.reshape(rows, -1)
     mean = np.add.reduce(flat, axis=1) / flat.shape[1]
     spread = flat - mean[:, None]
@@ -461,19 +457,28 @@ def frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
     return collected
 
 
+def in_sent_units(spec: InputSpec, batch: np.ndarray) -> np.ndarray:
+    """The model batch as float64 in the units the client sent: the spec's ``subtract``/``divide`` undone."""
+    subtract, divide = spec._offsets
+    raw = batch.astype(np.float64)
+    if divide is not None:
+        raw *= divide
+    if subtract is not None:
+        raw += subtract
+    return raw
+
+
 def sent_values(spec: InputSpec, batch: np.ndarray) -> np.ndarray:
     """The model batch back in the units the client sent (the spec's ``subtract``/``divide`` undone), each value
     rounded to the decimals that the float32 model input still holds for it, so that 5.1 sent through a standardised
     input is collected as 5.1 and not 5.099998 (a value sent with more digits than float32 keeps loses those)."""
     subtract, divide = spec._offsets
-    x = batch.astype(np.float64)
-    error = np.abs(x)  # bound of float32's rounding in raw units: |model value| * |divide| + |subtract|, times 2**-23
+    x = in_sent_units(spec, batch)
+    error = np.abs(batch.astype(np.float64))  # float32's rounding in sent units: |model value| * |divide| ...
     if divide is not None:
-        x = x * divide
-        error = error * np.abs(divide)
+        error *= np.abs(divide)
     if subtract is not None:
-        x = x + subtract
-        error = error + np.abs(subtract)
+        error += np.abs(subtract)  # ... + |subtract| + |x|, times 2**-23
     error = (error + np.abs(x)) * 2.0**-23
     decimals = np.clip(np.floor(-np.log10(np.maximum(4 * error, 1e-300))), 0, 15)
     scale = 10.0**decimals
@@ -566,14 +571,14 @@ def _start_sdk_without_its_sender() -> None:
         sdk.sdk_ready = True  # what init() sets last: the Collectors then use this configuration and queue
 
 
-_senders: dict[int, AgentSender] = {}  # by id(queue): one reader per SDK queue, however often open() runs
+_sender: AgentSender | None = None  # the SDK queue's one reader, however often open() runs in this process
 
 
 def _sender_for(queue: Any, config: Any) -> AgentSender:
-    sender = _senders.get(id(queue))
-    if sender is None or sender.queue is not queue or not sender.thread.is_alive():
-        sender = _senders[id(queue)] = AgentSender(queue, config)
-    return sender
+    global _sender
+    if _sender is None or _sender.queue is not queue or not _sender.thread.is_alive():
+        _sender = AgentSender(queue, config)
+    return _sender
 
 
 class AgentSender:
@@ -774,14 +779,6 @@ class AgentConnection:
     @property
     def open(self) -> bool:
         return self._socket is not None
-
-    def post(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """POST ``body`` to ``path``; returns the answer's status and body.
-
-        Raises:
-            AgentError: no answer (its ``__cause__`` is the OSError or ValueError).
-        """
-        return self.exchange([post_bytes(self.host, self.port, path, headers, body)])[0]
 
     def exchange(self, requests: list[bytes]) -> list[tuple[int, bytes]]:
         """Send ``requests`` (each a whole HTTP request, ``post_bytes``) in one write, and read their answers in
