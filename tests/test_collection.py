@@ -138,12 +138,19 @@ def test_collected_frames_serialise_as_pandas_does_and_name_their_type_as_a_data
         assert PandasFrameData(frame).type() == PandasFrameData(plain).type() == "pandas.DataFrame"
 
 
-class CannedAgent:
-    """A socket on loopback that answers every post with the same bytes (then closes, if told to)."""
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+CLOSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(self, answer: bytes, close: bool) -> None:
-        self.answer, self.close = answer, close
+
+class CannedAgent:
+    """A socket on loopback that reads each post, pipelined or not, keeps its body, and answers it with the same
+    bytes; with ``close``, it closes the connection after its first answer, as an agent that takes one post per
+    connection does."""
+
+    def __init__(self, answer: bytes = OK, close: bool = False) -> None:
+        self.answer, self.close, self.bodies = answer, close, []
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self) -> None:
@@ -151,10 +158,30 @@ class CannedAgent:
             while True:
                 connection, _ = self.listener.accept()
                 with connection:
-                    while connection.recv(65536).count(b"\r\n\r\n") >= 1:  # a post (headers and body, one write)
-                        connection.sendall(self.answer)
-                        if self.close:
-                            break
+                    self.answer_posts(connection)
+
+    def answer_posts(self, connection: socket.socket) -> None:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                if not (data := connection.recv(65536)):
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = int(parse_post(head + b"\r\n\r\n")[1]["content-length"])
+            while len(buffer) < length:
+                buffer += connection.recv(65536)
+            self.bodies.append(buffer[:length])
+            buffer = buffer[length:]
+            connection.sendall(self.answer)
+            if self.close:
+                return
+
+
+def post(connection: collection.AgentConnection, headers: dict, body: bytes) -> tuple[int, bytes]:
+    """One post over ``connection``: an exchange of one request."""
+    request = collection.post_bytes("127.0.0.1", connection.port, "/modeldata/log", headers, body)
+    return connection.exchange([request])[0]
 
 
 @pytest.mark.parametrize(
@@ -173,9 +200,9 @@ class CannedAgent:
 )
 def test_agent_connection_reads_each_way_an_answer_can_end(answer: bytes, close: bool, expected: tuple) -> None:
     agent = CannedAgent(answer, close)
-    connection = collection.AgentConnection("127.0.0.1", agent.listener.getsockname()[1], timeout=5)
+    connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
     try:
-        assert [connection.post("/modeldata/log", {"ce-type": "x"}, b"[]") for _ in range(3)] == [expected] * 3
+        assert [post(connection, {"ce-type": "x"}, b"[]") for _ in range(3)] == [expected] * 3
     finally:
         connection.close()
         agent.listener.close()
@@ -183,10 +210,10 @@ def test_agent_connection_reads_each_way_an_answer_can_end(answer: bytes, close:
 
 def test_agent_connection_refuses_an_answer_that_is_not_http() -> None:
     agent = CannedAgent(b"SSH-2.0-OpenSSH\r\n\r\n", close=True)
-    connection = collection.AgentConnection("127.0.0.1", agent.listener.getsockname()[1], timeout=5)
+    connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
     try:
         with pytest.raises(collection.AgentError, match="does not start like HTTP"):
-            connection.post("/modeldata/log", {}, b"[]")
+            post(connection, {}, b"[]")
     finally:
         connection.close()
         agent.listener.close()
@@ -244,44 +271,8 @@ def test_request_writer_writes_the_post_the_sdks_sender_makes(context_headers: d
     assert headers["ce-x-request-id"] == "req-1"
 
 
-class PipelineAgent:
-    """A socket on loopback that answers every post it reads, pipelined or not; with ``close``, it answers the first
-    post on each connection with ``Connection: close`` and closes, as an agent that takes one post per connection."""
-
-    def __init__(self, close: bool) -> None:
-        self.close, self.bodies = close, []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                connection, _ = self.listener.accept()
-                with connection:
-                    self.answer(connection)
-
-    def answer(self, connection: socket.socket) -> None:
-        buffer = b""
-        while True:
-            while b"\r\n\r\n" not in buffer:
-                if not (data := connection.recv(65536)):
-                    return
-                buffer += data
-            head, _, buffer = buffer.partition(b"\r\n\r\n")
-            length = int(parse_post(head + b"\r\n\r\n")[1]["content-length"])
-            while len(buffer) < length:
-                buffer += connection.recv(65536)
-            self.bodies.append(buffer[:length])
-            buffer = buffer[length:]
-            if self.close:
-                connection.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-                return
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-
 def test_agent_connection_pipelines_posts_and_reads_every_answer_in_order() -> None:
-    agent = PipelineAgent(close=False)
+    agent = CannedAgent()
     connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
     posts = [collection.post_bytes("127.0.0.1", agent.port, "/modeldata/log", {}, f"[{n}]".encode()) for n in range(5)]
     try:
@@ -297,7 +288,7 @@ def test_the_sender_posts_one_at_a_time_to_an_agent_that_closes_after_each_answe
     from azureml.ai.monitoring.config.config import MdcConfig
     from azureml.ai.monitoring.queue.queue import MdcQueue
 
-    agent = PipelineAgent(close=True)
+    agent = CannedAgent(CLOSE, close=True)
     sender = collection.AgentSender(MdcQueue(100), MdcConfig(enabled=True, host="127.0.0.1", port=agent.port))
     frames = [collection.frame({"n": np.asarray([float(n)])}, 1) for n in range(4)]
     try:
