@@ -28,8 +28,9 @@ per worker process posts each payload as JSON records to the instance's agent at
 * A full queue drops the record only after the DataFrame was built and serialised. The template looks first (at
   the queue, at a paused sender, at a post unanswered for ``STALLED_AFTER_S``), and drops the request's records
   before anything is built.
-* pandas' ``to_json``, which the SDK calls on every record, costs more than building and sending it; the frames
-  the template builds serialise the same records themselves (``frame``).
+* It accepts only pandas DataFrames, and of each asks only for ``to_json(orient="records")``; for a one-row record
+  pandas' construction and ``to_json`` cost more than all the rest. The template's frames write the same records
+  from the plain lists they keep, and build pandas' own parts only if something else is asked of them (``frame``).
 * Its default ``on_error`` raises, and it logs every failed send. The template's ``on_error`` counts the drop, and
   drops and send failures are logged at most once a minute each, with counts.
 
@@ -443,18 +444,12 @@ def output_columns(spec: OutputSpec, prediction: Prediction) -> Columns:
 
 
 def frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
-    """A DataFrame of ``columns`` (name -> one value per row), built the cheap way (one 2-D array), that serialises
-    itself for the Collector without pandas' ``to_json`` (``_CollectedFrame``)."""
-    names = list(columns)
+    """A DataFrame of ``columns`` (name -> one value per row) for the Collector, which asks it only for its JSON
+    records: it writes them from the plain lists it keeps, and builds pandas' own parts only if something else is
+    asked of it (``_CollectedFrame``)."""
     lists = [v.tolist() if isinstance(v, np.ndarray) else list(v) for v in columns.values()]
     numeric = all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in columns.values())
-    values = np.empty((rows, len(names)), dtype=np.float64 if numeric else object)
-    for index, column in enumerate(lists):
-        values[:, index] = column
-    # the dtype given: pandas would otherwise look into each object column for dates, which costs more than the rest
-    collected = _frame_class()(values, columns=_column_index(tuple(names)), dtype=values.dtype, copy=False)
-    object.__setattr__(collected, "_collected", (names, lists))  # past pandas' own __setattr__, which costs more
-    return collected
+    return _frame_class()(list(columns), lists, rows, numeric)
 
 
 def in_sent_units(spec: InputSpec, batch: np.ndarray) -> np.ndarray:
@@ -504,14 +499,22 @@ def _column_index(names: tuple[str, ...]) -> pd.Index:
 
 
 _FRAME_CLASS: type | None = None
+_PANDAS_OWN = frozenset({"_mgr", "_attrs", "_flags"})  # what pandas' NDFrame.__init__ sets on every frame
+_RECORDS_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # as compact as pandas' to_json; made once
 
 
 def _frame_class() -> type:
-    """``_CollectedFrame``: a DataFrame that remembers the plain lists it was built from and turns them into the
-    Collector's JSON records itself. The SDK calls ``to_json(orient="records")`` on every payload (in its sending
-    thread), and pandas' own costs more than building and sending the record together (docs/data-collection.md,
-    "Cost"); the JSON is the same records. It reports itself as ``pandas.DataFrame``, the type the SDK names in the
-    ``ce-collect-data-type`` header, which it is. Made on first use, so that this module imports without pandas."""
+    """``_CollectedFrame``: a pandas DataFrame that keeps the plain lists it was made of, writes the Collector's JSON
+    records from them itself, and builds pandas' own parts of itself (its block manager) only when first asked for
+    anything else.
+
+    The SDK's ``collect()`` accepts only DataFrames, and of a frame it uses only its type and ``to_json(
+    orient="records")`` (``azureml/ai/monitoring/payload/logdata.py``). For a one-row record pandas' construction
+    and its ``to_json`` cost more than the rest of the record together (docs/data-collection.md, "Cost"), so the
+    frames the template hands the Collector skip both; anything else asked of one (its repr, ``to_dict``, the
+    SDK's compact format's ``to_string``) first builds it as ``pd.DataFrame(values, columns=...)`` would, and from
+    then on it is an ordinary DataFrame. It reports itself as ``pandas.DataFrame``, the type the SDK names in the
+    ``ce-collect-data-type`` header. Made on first use, so that this module imports without pandas."""
     global _FRAME_CLASS
     if _FRAME_CLASS is None:
         import pandas as pd
@@ -519,17 +522,36 @@ def _frame_class() -> type:
         class _CollectedFrame(pd.DataFrame):
             _metadata = ["_collected"]  # noqa: RUF012  (pandas' own convention for subclass attributes)
 
+            def __init__(self, names: list[str], lists: list[list], rows: int, numeric: bool) -> None:
+                # not pandas' __init__: pandas' parts are built on first use (__getattr__)
+                object.__setattr__(self, "_collected", (names, lists, rows, numeric))
+
+            def __getattr__(self, name: str) -> Any:
+                if name in _PANDAS_OWN and "_mgr" not in self.__dict__:  # the first use as a DataFrame
+                    names, lists, rows, numeric = self._collected
+                    values = np.empty((rows, len(names)), dtype=np.float64 if numeric else object)
+                    for index, column in enumerate(lists):
+                        values[:, index] = column
+                    # the dtype given: pandas would otherwise look into each object column for dates
+                    pd.DataFrame.__init__(
+                        self, values, columns=_column_index(tuple(names)), dtype=values.dtype, copy=False
+                    )
+                    return object.__getattribute__(self, name)
+                return super().__getattr__(name)
+
             @property
             def _constructor(self) -> type:
                 return pd.DataFrame  # what pandas operations on it make: plain frames, without the lists
 
+            def __reduce__(self) -> Any:
+                return pd.DataFrame(self).__reduce__()  # pickled as the plain DataFrame it is
+
             def to_json(self, path_or_buf: Any = None, *args: Any, **kwargs: Any) -> Any:
-                collected = getattr(self, "_collected", None)
-                if collected is not None and path_or_buf is None and not args and kwargs == {"orient": "records"}:
-                    names, lists = collected
+                names, lists, _, _ = self._collected
+                if path_or_buf is None and not args and kwargs == {"orient": "records"}:
                     try:  # NaN or infinity (a model's fault): pandas' own, which writes null
-                        return json.dumps(
-                            [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)], allow_nan=False
+                        return _RECORDS_JSON.encode(
+                            [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
                         )
                     except (TypeError, ValueError):
                         pass
