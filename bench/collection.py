@@ -1,17 +1,20 @@
 """The cost of model data collection, for ``make bench`` (``bench/run.py``; alone: ``make bench ONLY=collection``).
 
-Four two-worker ``score.py`` servers run side by side, each with a receiver standing in for the instance's agent
-(``harness.collector_receiver``):
+Five two-worker ``score.py`` servers run side by side, those collecting with a receiver standing in for the
+instance's agent (``harness.collector_receiver``):
 
 * ``collect-off``: collection off (no ``AZUREML_MDC_*``): the baseline;
+* ``collect-off-2``: collection off too, the control: how far apart two identical servers measure on this machine,
+  the margin any of the ratios below carries;
 * ``collect-100``: every request collected, the receiver answering;
 * ``collect-10``: a 10% sampling rate (``AZUREML_MDC_SAMPLE_RATE=10``, what ``data_collector.sampling_rate: 0.1`` is);
 * ``collect-stalled``: every request collected, the receiver accepting and never answering.
 
 The key load (1 row, 8 clients) runs in rounds (``ROUNDS`` at least), every server once per round, each round
-starting with the next server; the ratios are taken within each round and their median reported: worker CPU per
-request with collection at 100% and at 10% over off (targets: at most 1.25 and 1.05), and requests/s with the
-receiver stalled over off (target: at least 0.9).
+starting with the next server, and the next run waiting until the receiver has read the last posts (``settle``);
+the ratios are taken within each round and their median reported: worker CPU per request with collection at 100%
+and at 10% over off (targets: at most 1.25 and 1.05), requests/s with the receiver stalled over off (target: at
+least 0.9), and the control's worker CPU per request over off (no target: it would be 1.0 on a quiet machine).
 """
 
 from __future__ import annotations
@@ -27,19 +30,20 @@ import numpy as np
 from harness.collector_receiver import CollectorReceiver
 from harness.server import InferenceServer
 
-OFF, ALL, TENTH, STALLED = "collect-off", "collect-100", "collect-10", "collect-stalled"
-SERVERS = (OFF, ALL, TENTH, STALLED)
+OFF, ALL, TENTH, STALLED, CONTROL = "collect-off", "collect-100", "collect-10", "collect-stalled", "collect-off-2"
+SERVERS = (OFF, ALL, TENTH, STALLED, CONTROL)
 TARGETS = (  # (text, server, measure, goal, compare): the ratio server/off of measure, met when compare(ratio, goal)
     ("worker CPU per request, collecting every request: {:.3f}x off (target <= 1.25x)", ALL, "cpu", 1.25, "<="),
     ("worker CPU per request, collecting 10%: {:.3f}x off (target <= 1.05x)", TENTH, "cpu", 1.05, "<="),
     ("requests/s with the receiver stalled: {:.3f}x off (target >= 0.90x)", STALLED, "rate", 0.90, ">="),
 )
+CONTROL_TEXT = "control, a second server with collection off: worker CPU per request {:.3f}x off (ideally 1.000x)"
 ROUNDS = 9  # at least: one round's ratio swings by 20% either way on a shared 2-core machine; a median of 9 less
 CONDITIONS: list[str] = []  # when, and how busy the machine was, for the report
 
 
 def benchmark(model_dir: Path, repeats: int, measure: Callable[..., None]) -> None:
-    """Start the four servers and their receivers, and run the key load on each, round-robin, ``repeats`` rounds
+    """Start the five servers and their receivers, and run the key load on each, round-robin, ``repeats`` rounds
     (``ROUNDS`` at least).
 
     ``measure(server, name, workers, payload, clients, repeat)`` is ``bench.run``'s: it runs one load and records
@@ -53,6 +57,7 @@ def benchmark(model_dir: Path, repeats: int, measure: Callable[..., None]) -> No
             ALL: live.env(),
             TENTH: live.env(AZUREML_MDC_SAMPLE_RATE="10"),
             STALLED: stalled.env(),
+            CONTROL: {},
         }
         servers = {
             name: stack.enter_context(InferenceServer(model_dir, workers=2, env=env))
@@ -62,8 +67,22 @@ def benchmark(model_dir: Path, repeats: int, measure: Callable[..., None]) -> No
             turn = repeat % len(SERVERS)
             for name in SERVERS[turn:] + SERVERS[:turn]:
                 measure(servers[name], name, 2, "1 row", 8, repeat)
+                settle(live)
         print(f"  receiver: {live.posts} records received; stalled receiver: {stalled.posts} posts held", flush=True)
     CONDITIONS.append(f"{os.getloadavg()[0]:.1f}")
+
+
+def settle(receiver: CollectorReceiver, quiet_s: float = 0.5, longest_s: float = 10.0) -> None:
+    """Wait until the receiver has had no post for ``quiet_s`` (the last run's workers have sent their last batch
+    and it has read them all), then as long again. Without it the server after ``collect-100`` in a round ran while
+    the receiver, in this process, was still reading the posts of the run before: a second collection-off server
+    in ``collect-10``'s place measured 1.06x the first."""
+    deadline = time.monotonic() + longest_s
+    seen = -1
+    while receiver.posts != seen and time.monotonic() < deadline:
+        seen = receiver.posts
+        time.sleep(quiet_s)
+    time.sleep(quiet_s)
 
 
 def paired(runs: list, server: str, measure: str) -> list[float]:
@@ -97,6 +116,9 @@ def section(runs: list) -> list[str]:
         value = float(np.median(ratios))
         met = value <= goal if compare == "<=" else value >= goal
         lines.append(f"- {'met' if met else 'NOT met'}: {text.format(value)}; rounds: {', '.join(map(str, ratios))}")
+    control = paired(runs, CONTROL, "cpu")
+    if control:
+        lines.append(f"- {CONTROL_TEXT.format(float(np.median(control)))}; rounds: {', '.join(map(str, control))}")
     lines += [
         "",
         "| server | round | req/s | p50 ms | p99 ms | errors | worker CPU ms/req |",
