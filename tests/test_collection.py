@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import pickle
 import socket
 import threading
 import time
@@ -129,6 +130,9 @@ def test_collected_frames_serialise_as_pandas_does_and_name_their_type_as_a_data
         collection.output_frame(output, Prediction(np.asarray([[0.25, 0.75]], dtype=np.float32), output)),
         collection.frame({"label": ["x", "y"], "score": np.asarray([float("nan"), 1.0])}, 2),  # NaN: pandas' path
     ]
+    for frame in frames[:2]:  # what the SDK asks of a frame builds none of pandas' own parts
+        PandasFrameData(frame).to_json()
+        assert "_mgr" not in vars(frame)
     for frame in frames:
         plain = pd.DataFrame(frame)  # the same data in a plain DataFrame, serialised by pandas
         ours, theirs = json.loads(frame.to_json(orient="records")), json.loads(plain.to_json(orient="records"))
@@ -136,6 +140,21 @@ def test_collected_frames_serialise_as_pandas_does_and_name_their_type_as_a_data
         for mine, pandas_row in zip(ours, theirs, strict=True):  # pandas writes 10 decimals; ours, every digit
             assert mine == {k: pytest.approx(v, rel=1e-9) if isinstance(v, float) else v for k, v in pandas_row.items()}
         assert PandasFrameData(frame).type() == PandasFrameData(plain).type() == "pandas.DataFrame"
+
+
+def test_collected_frames_are_ordinary_dataframes_to_anything_else() -> None:
+    columns = {"label": ["cat", "dog"], "score": np.asarray([0.75, 0.5]), "width": [640, 480]}
+    frame = collection.frame(columns, 2)
+    plain = pd.DataFrame({"label": ["cat", "dog"], "score": [0.75, 0.5], "width": [640, 480]}, dtype=object)
+
+    assert frame.shape == (2, 3) and list(frame.columns) == ["label", "score", "width"]
+    assert frame.to_string() == plain.to_string()  # the SDK's compact format: PandasFrameData.to_bytes
+    assert frame.to_dict("records") == plain.to_dict("records")
+    assert frame["score"].tolist() == [0.75, 0.5]
+    copied = pickle.loads(pickle.dumps(frame))
+    assert type(copied) is pd.DataFrame and copied.equals(plain)
+    numbers = collection.frame({"mean": np.asarray([3.5]), "std": np.asarray([1.25])}, 1)
+    assert numbers.dtypes.tolist() == [np.float64, np.float64] and numbers.iloc[0].tolist() == [3.5, 1.25]
 
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
