@@ -796,6 +796,8 @@ class AgentConnection:
         self.host, self.port, self.timeout = host, port, timeout
         self._socket: socket.socket | None = None
         self._buffer = b""
+        self._fills = 0  # reads that added to the buffer, so far
+        self._last_answer: tuple[bytes, tuple[int, bytes, bool]] | None = None  # its bytes, and what they said
         self._deadline = 0.0
 
     @property
@@ -836,6 +838,19 @@ class AgentConnection:
         return answers
 
     def _read_answer(self) -> tuple[int, bytes, bool]:
+        """The next answer: ``(status, body, whether the connection stays open)``. An agent answers its posts alike,
+        so an answer the same, byte for byte, as the one before is taken whole without parsing it again."""
+        same = self._last_answer
+        if same is not None and self._buffer.startswith(same[0]):
+            self._buffer = self._buffer[len(same[0]) :]
+            return same[1]
+        buffer, fills = self._buffer, self._fills
+        answer = self._parse_answer()
+        if self._fills == fills and answer[2]:  # read whole from what had arrived, and kept open: it can repeat
+            self._last_answer = (buffer[: len(buffer) - len(self._buffer)], answer)
+        return answer
+
+    def _parse_answer(self) -> tuple[int, bytes, bool]:
         status_line, fields = self._read_head()
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
@@ -879,6 +894,7 @@ class AgentConnection:
         if not data:
             raise ConnectionResetError("the agent closed the connection before it answered")
         self._buffer += data
+        self._fills += 1
 
     def _read_line(self, end: bytes = b"\r\n") -> bytes:
         while (at := self._buffer.find(end)) < 0:

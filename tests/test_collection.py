@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import pickle
 import socket
@@ -163,11 +164,12 @@ CLOSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
 
 class CannedAgent:
     """A socket on loopback that reads each post, pipelined or not, keeps its body, and answers it with the same
-    bytes; with ``close``, it closes the connection after its first answer, as an agent that takes one post per
-    connection does."""
+    bytes (or each of a list in turn); with ``close``, it closes the connection after its first answer, as an agent
+    that takes one post per connection does."""
 
-    def __init__(self, answer: bytes = OK, close: bool = False) -> None:
-        self.answer, self.close, self.bodies = answer, close, []
+    def __init__(self, answer: bytes | list[bytes] = OK, close: bool = False) -> None:
+        self.answers = itertools.cycle(answer if isinstance(answer, list) else [answer])
+        self.close, self.bodies = close, []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self.serve, daemon=True).start()
@@ -192,7 +194,7 @@ class CannedAgent:
                 buffer += connection.recv(65536)
             self.bodies.append(buffer[:length])
             buffer = buffer[length:]
-            connection.sendall(self.answer)
+            connection.sendall(next(self.answers))
             if self.close:
                 return
 
@@ -288,6 +290,21 @@ def test_request_writer_writes_the_post_the_sdks_sender_makes(context_headers: d
     assert headers.pop("host") == "127.0.0.1:50011" and headers.pop("content-length") == str(len(sdk_body))
     assert headers == {name.lower(): value for name, value in sdk_headers.items()}
     assert headers["ce-x-request-id"] == "req-1"
+
+
+def test_agent_connection_reads_an_answer_unlike_the_one_before_as_it_is() -> None:
+    busy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
+    other = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\naccepted"
+    agent = CannedAgent([OK, OK, busy, OK, other, other])
+    connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
+    posts = [collection.post_bytes("127.0.0.1", agent.port, "/modeldata/log", {}, f"[{n}]".encode()) for n in range(6)]
+    expected = [(200, b"ok"), (200, b"ok"), (503, b"busy"), (200, b"ok"), (200, b"accepted"), (200, b"accepted")]
+    try:
+        assert connection.exchange(posts) == expected
+        assert [connection.exchange([one])[0] for one in posts] == expected  # one at a time: the same
+    finally:
+        connection.close()
+        agent.listener.close()
 
 
 def test_agent_connection_pipelines_posts_and_reads_every_answer_in_order() -> None:
