@@ -15,6 +15,8 @@ starting with the next server, and the next run waiting until the receiver has r
 the ratios are taken within each round and their median reported: worker CPU per request with collection at 100%
 and at 10% over off (targets: at most 1.25 and 1.05), requests/s with the receiver stalled over off (target: at
 least 0.9), and the control's worker CPU per request over off (no target: it would be 1.0 on a quiet machine).
+The sending thread's own CPU (``serving.collection.SENDER_THREAD_NAME``, read per thread from ``/proc``) is
+reported too: it is what collection adds by itself, and it does not move with the machine as the ratios do.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ TARGETS = (  # (text, server, measure, goal, compare): the ratio server/off of m
     ("requests/s with the receiver stalled: {:.3f}x off (target >= 0.90x)", STALLED, "rate", 0.90, ">="),
 )
 CONTROL_TEXT = "control, a second server with collection off: worker CPU per request {:.3f}x off (ideally 1.000x)"
+SENDER_TEXT = "the sending thread, {}: {:.3f} ms per request, {:.1%} of its server's worker CPU"
+SENDERS = ((ALL, "collecting every request"), (TENTH, "collecting 10%"))  # its own CPU: far less noisy than ratios
 ROUNDS = 9  # at least: one round's ratio swings by 20% either way on a shared 2-core machine; a median of 9 less
 CONDITIONS: list[str] = []  # when, and how busy the machine was, for the report
 
@@ -119,16 +123,23 @@ def section(runs: list) -> list[str]:
     control = paired(runs, CONTROL, "cpu")
     if control:
         lines.append(f"- {CONTROL_TEXT.format(float(np.median(control)))}; rounds: {', '.join(map(str, control))}")
+    for server, text in SENDERS:
+        own = [(r.sender_cpu_ms, r.worker_cpu_ms) for r in runs if r.server == server and r.sender_cpu_ms is not None]
+        if own:
+            ms, share = np.median([m for m, _ in own]), np.median([m / w for m, w in own if w])
+            lines.append(f"- {SENDER_TEXT.format(text, ms, share)}")
     lines += [
         "",
-        "| server | round | req/s | p50 ms | p99 ms | errors | worker CPU ms/req |",
-        "|---|---|---|---|---|---|---|",
+        "| server | round | req/s | p50 ms | p99 ms | errors | worker CPU ms/req | of which sending |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         if r.server in SERVERS:
             cpu = "-" if r.worker_cpu_ms is None else r.worker_cpu_ms
+            sending = "-" if r.sender_cpu_ms is None else r.sender_cpu_ms
             lines.append(
-                f"| {r.server} | {r.repeat} | {r.requests_per_s:.0f} | {r.p50_ms} | {r.p99_ms} | {r.errors} | {cpu} |"
+                f"| {r.server} | {r.repeat} | {r.requests_per_s:.0f} | {r.p50_ms} | {r.p99_ms} | {r.errors} | {cpu} "
+                f"| {sending} |"
             )
     return [*lines, ""]
 

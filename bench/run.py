@@ -60,6 +60,7 @@ from model_folder.manifest import read_manifest
 from model_folder.onnx_engine import OnnxEngine
 from model_folder.weights import load_model
 from serving.codecs import JSON, NPY, decode
+from serving.collection import SENDER_THREAD_NAME
 
 SERVERS = {  # name -> (entry script, environment)
     "noop": ("bench/noop_score.py", {}),
@@ -84,6 +85,7 @@ class Run:
     errors: int
     repeat: int = 0
     worker_cpu_ms: float | None = None  # CPU time of all the workers per request answered; None if one exited
+    sender_cpu_ms: float | None = None  # of which the data collection's sending threads (collection.SENDER_THREAD_NAME)
 
     @property
     def rows_per_s(self) -> float:
@@ -246,16 +248,27 @@ def _median_ms(action, repeats: int = 200) -> float:
     return round(float(np.median(times)) * 1e3, 4)
 
 
-def cpu_seconds(pids: list[int]) -> float | None:
-    """User plus system CPU time of the processes, all their threads; None if one has exited."""
+def cpu_seconds(pids: list[int], thread: str | None = None) -> float | None:
+    """User plus system CPU time of the processes, all their threads (or only those the OS names ``thread``); None
+    if one has exited."""
     ticks = 0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if thread is None:
+                ticks += _cpu_ticks(Path(f"/proc/{pid}"))
+                continue
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+                    if (task / "comm").read_text().strip() == thread:
+                        ticks += _cpu_ticks(task)
         except FileNotFoundError:
             return None
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (proc(5): fields 14 and 15)
     return ticks / CLOCK_TICKS
+
+
+def _cpu_ticks(proc: Path) -> int:
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (proc(5): fields 14 and 15)
 
 
 def worker_memory_mib(server: InferenceServer) -> dict[str, float]:
@@ -309,15 +322,17 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
     def measure(server: InferenceServer, name: str, workers: int, payload: str, clients: int, repeat: int = 0):
         body, content_type, rows = payloads[payload]
         pids = server.worker_pids()
-        cpu_before = cpu_seconds(pids)
+        cpu_before, sender_before = cpu_seconds(pids), cpu_seconds(pids, SENDER_THREAD_NAME)
         rate, p50, p99, errors = generator(server.url + "/score", body, content_type, clients, seconds)
-        cpu_after = cpu_seconds(pids)
+        cpu_after, sender_after = cpu_seconds(pids), cpu_seconds(pids, SENDER_THREAD_NAME)
         answered = rate * seconds
-        cpu_ms = None
+        cpu_ms = sender_ms = None
         if cpu_before is not None and cpu_after is not None and answered:  # None: a worker exited (replaced)
             cpu_ms = round((cpu_after - cpu_before) / answered * 1e3, 3)
+            if sender_after:  # collection on: the sending threads' part of it
+                sender_ms = round((sender_after - sender_before) / answered * 1e3, 3)
         timing = (round(rate, 1), round(p50, 2), round(p99, 2))
-        results.runs.append(Run(name, workers, payload, clients, rows, *timing, errors, repeat, cpu_ms))
+        results.runs.append(Run(name, workers, payload, clients, rows, *timing, errors, repeat, cpu_ms, sender_ms))
         print(f"  {name:14} {workers}w {payload:14} c{clients:<2} {rate:8.1f} req/s", end="")
         cpu_text = "-" if cpu_ms is None else f"{cpu_ms:.3f}"
         print(f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}  worker CPU {cpu_text} ms/req", flush=True)
