@@ -60,7 +60,7 @@ from model_folder.manifest import read_manifest
 from model_folder.onnx_engine import OnnxEngine
 from model_folder.weights import load_model
 from serving.codecs import JSON, NPY, decode
-from serving.collection import SENDER_THREAD_NAME
+from serving.collection import LINGER_S, SENDER_THREAD_NAME
 
 SERVERS = {  # name -> (entry script, environment)
     "noop": ("bench/noop_score.py", {}),
@@ -249,26 +249,22 @@ def _median_ms(action, repeats: int = 200) -> float:
 
 
 def cpu_seconds(pids: list[int], thread: str | None = None) -> float | None:
-    """User plus system CPU time of the processes, all their threads (or only those the OS names ``thread``); None
-    if one has exited."""
-    ticks = 0
+    """User plus system CPU time of the processes, all their threads (or only those the OS names ``thread``, from
+    their nanosecond ``schedstat``); None if one has exited."""
+    seconds = 0.0
     for pid in pids:
         try:
             if thread is None:
-                ticks += _cpu_ticks(Path(f"/proc/{pid}"))
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                seconds += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (proc(5): 14 and 15)
                 continue
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
                     if (task / "comm").read_text().strip() == thread:
-                        ticks += _cpu_ticks(task)
+                        seconds += int((task / "schedstat").read_text().split()[0]) / 1e9  # its time on a CPU
         except FileNotFoundError:
             return None
-    return ticks / CLOCK_TICKS
-
-
-def _cpu_ticks(proc: Path) -> int:
-    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (proc(5): fields 14 and 15)
+    return seconds
 
 
 def worker_memory_mib(server: InferenceServer) -> dict[str, float]:
@@ -324,6 +320,8 @@ def benchmark(model_folder: Path, out: Path, seconds: float, repeats: int, quick
         pids = server.worker_pids()
         cpu_before, sender_before = cpu_seconds(pids), cpu_seconds(pids, SENDER_THREAD_NAME)
         rate, p50, p99, errors = generator(server.url + "/score", body, content_type, clients, seconds)
+        if sender_before:  # collection on: its last batch is built and sent up to LINGER_S after the last request
+            time.sleep(2 * LINGER_S)
         cpu_after, sender_after = cpu_seconds(pids), cpu_seconds(pids, SENDER_THREAD_NAME)
         answered = rate * seconds
         cpu_ms = sender_ms = None

@@ -30,7 +30,8 @@ per worker process posts each payload as JSON records to the instance's agent at
   before anything is built.
 * It accepts only pandas DataFrames, and of each asks only for ``to_json(orient="records")``; for a one-row record
   pandas' construction and ``to_json`` cost more than all the rest. The template's frames write the same records
-  from the plain lists they keep, and build pandas' own parts only if something else is asked of them (``frame``).
+  (floats at full precision) from the plain lists they keep, and build pandas' own parts only if something else
+  is asked of them (``frame``).
 * Its default ``on_error`` raises, and it logs every failed send. The template's ``on_error`` counts the drop, and
   drops and send failures are logged at most once a minute each, with counts.
 
@@ -513,10 +514,12 @@ def _frame_class() -> type:
     The SDK's ``collect()`` accepts only DataFrames, and of a frame it uses only its type and ``to_json(
     orient="records")`` (``azureml/ai/monitoring/payload/logdata.py``). For a one-row record pandas' construction
     and its ``to_json`` cost more than the rest of the record together (docs/data-collection.md, "Cost"), so the
-    frames the template hands the Collector skip both; anything else asked of one (its repr, ``to_dict``, the
-    SDK's compact format's ``to_string``) first builds it as ``pd.DataFrame(values, columns=...)`` would, and from
-    then on it is an ordinary DataFrame. It reports itself as ``pandas.DataFrame``, the type the SDK names in the
-    ``ce-collect-data-type`` header. Made on first use, so that this module imports without pandas."""
+    frames the template hands the Collector skip both; anything else asked of one (its repr, ``to_dict``, the SDK's
+    compact format's ``to_string``) first builds it as ``pd.DataFrame(values, columns=...)`` would, and from then on
+    it is an ordinary DataFrame, written by pandas. Its own records hold the same values as pandas' but floats at
+    full precision (pandas rounds them to 10 decimals: 1.5e-12 would be 0.0). It reports itself as
+    ``pandas.DataFrame``, the type the SDK names in the ``ce-collect-data-type`` header. Made on first use, so that
+    this module imports without pandas."""
     global _FRAME_CLASS
     if _FRAME_CLASS is None:
         import pandas as pd
@@ -545,12 +548,13 @@ def _frame_class() -> type:
             def _constructor(self) -> type:
                 return pd.DataFrame  # what pandas operations on it make: plain frames, without the lists
 
-            def __reduce__(self) -> Any:
+            def __reduce__(self) -> Any:  # not __reduce_ex__: pickle refuses a plain frame's __newobj__ for this class
                 return pd.DataFrame(self).__reduce__()  # pickled as the plain DataFrame it is
 
             def to_json(self, path_or_buf: Any = None, *args: Any, **kwargs: Any) -> Any:
                 names, lists, _, _ = self._collected
-                if path_or_buf is None and not args and kwargs == {"orient": "records"}:
+                built = "_mgr" in self.__dict__  # then it may have been changed since: pandas writes it
+                if not built and path_or_buf is None and not args and kwargs == {"orient": "records"}:
                     try:  # NaN or infinity (a model's fault): pandas' own, which writes null
                         return _RECORDS_JSON.encode(
                             [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
@@ -559,7 +563,8 @@ def _frame_class() -> type:
                         pass
                 return super().to_json(path_or_buf, *args, **kwargs)
 
-        _CollectedFrame.__module__, _CollectedFrame.__qualname__ = "pandas", "DataFrame"
+        _CollectedFrame.__module__ = "pandas"
+        _CollectedFrame.__name__ = _CollectedFrame.__qualname__ = "DataFrame"
         _FRAME_CLASS = _CollectedFrame
     return _FRAME_CLASS
 
@@ -642,7 +647,7 @@ class AgentSender:
         self.pause = PAUSE_AFTER_FAILURE_S
         self.pending: collections.deque[tuple[DataCollection, Handed]] = collections.deque()  # handed over, not built
         self.work = threading.Event()  # set when a request is handed over to an idle thread
-        self.thread = threading.Thread(target=self._run, name="data-collection-sender", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=SENDER_THREAD_NAME, daemon=True)
         self.thread.start()
 
     def unavailable(self) -> str | None:

@@ -154,6 +154,8 @@ def test_collected_frames_are_ordinary_dataframes_to_anything_else() -> None:
     assert frame["score"].tolist() == [0.75, 0.5]
     copied = pickle.loads(pickle.dumps(frame))
     assert type(copied) is pd.DataFrame and copied.equals(plain)
+    frame.iloc[0, 1] = 0.25  # built, then changed: its records are pandas', with the change
+    assert json.loads(frame.to_json(orient="records"))[0]["score"] == 0.25
     numbers = collection.frame({"mean": np.asarray([3.5]), "std": np.asarray([1.25])}, 1)
     assert numbers.dtypes.tolist() == [np.float64, np.float64] and numbers.iloc[0].tolist() == [3.5, 1.25]
 
@@ -292,19 +294,33 @@ def test_request_writer_writes_the_post_the_sdks_sender_makes(context_headers: d
     assert headers["ce-x-request-id"] == "req-1"
 
 
-def test_agent_connection_reads_an_answer_unlike_the_one_before_as_it_is() -> None:
+def test_agent_connection_takes_a_repeated_answer_whole_and_any_other_answer_as_it_is() -> None:
     busy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"
-    other = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\naccepted"
-    agent = CannedAgent([OK, OK, busy, OK, other, other])
-    connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
-    posts = [collection.post_bytes("127.0.0.1", agent.port, "/modeldata/log", {}, f"[{n}]".encode()) for n in range(6)]
-    expected = [(200, b"ok"), (200, b"ok"), (503, b"busy"), (200, b"ok"), (200, b"accepted"), (200, b"accepted")]
+    look_alike = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nokay, twenty bytes!!"  # begins as OK does
+    ours, agent = socket.socketpair()
+    connection = collection.AgentConnection("127.0.0.1", 0, timeout=5)
+    connection._socket, connection._deadline = ours, time.monotonic() + 5
+    ours.setblocking(False)
+    parsed = []
+    parse = connection._parse_answer
+    connection._parse_answer = lambda: parsed.append(1) or parse()
     try:
-        assert connection.exchange(posts) == expected
-        assert [connection.exchange([one])[0] for one in posts] == expected  # one at a time: the same
+        agent.sendall(OK + OK + OK + OK[:12])
+
+        def read(sent_before: bytes = b"") -> tuple[int, bytes, bool]:
+            agent.sendall(sent_before)
+            return connection._read_answer()
+
+        assert [read(), read(), read()] == [(200, b"ok", True)] * 3
+        assert len(parsed) == 2  # the first came with a read: not kept; the second kept, the third taken whole
+        assert read(OK[12:]) == (200, b"ok", True) and len(parsed) == 3  # a repeat split across reads: parsed
+        assert read(look_alike) == (200, b"okay, twenty bytes!!", True) and len(parsed) == 4  # OK's first bytes
+        assert [read(busy * 3), read(), read()] == [(503, b"busy", True)] * 3 and len(parsed) == 6
+        assert read(CLOSE + OK) == (200, b"ok", False) and read() == (200, b"ok", True)  # a closing one: not kept
+        assert len(parsed) == 8 and connection._buffer == b""
     finally:
         connection.close()
-        agent.listener.close()
+        agent.close()
 
 
 def test_agent_connection_pipelines_posts_and_reads_every_answer_in_order() -> None:
