@@ -152,8 +152,9 @@ def test_collected_frames_are_ordinary_dataframes_to_anything_else() -> None:
     assert frame.to_string() == plain.to_string()  # the SDK's compact format: PandasFrameData.to_bytes
     assert frame.to_dict("records") == plain.to_dict("records")
     assert frame["score"].tolist() == [0.75, 0.5]
-    copied = pickle.loads(pickle.dumps(frame))
-    assert type(copied) is pd.DataFrame and copied.equals(plain)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        copied = pickle.loads(pickle.dumps(frame, protocol=protocol))
+        assert type(copied) is pd.DataFrame and copied.equals(plain)
     frame.iloc[0, 1] = 0.25  # built, then changed: its records are pandas', with the change
     assert json.loads(frame.to_json(orient="records"))[0]["score"] == 0.25
     numbers = collection.frame({"mean": np.asarray([3.5]), "std": np.asarray([1.25])}, 1)
