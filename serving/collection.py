@@ -237,8 +237,7 @@ class DataCollection:
             sender.hand(self, Handed(request_id, int(time.time()), decoded, prediction))
             return
         try:  # a large input is not kept: its few columns are worked out now
-            inputs = input_columns(self.input_spec, decoded) if self.inputs is not None else None
-            outputs = output_columns(self.output_spec, prediction) if self.outputs is not None else None
+            inputs, outputs = self.columns(decoded, prediction)
         except Exception as err:  # a fault here, not in the request
             self.drops.add(f"{type(err).__name__}: {err}", wanted)
             return
@@ -292,8 +291,7 @@ class DataCollection:
             item_facts=tuple(fact for r in group for fact in r.decoded.item_facts),
         )
         prediction = dataclasses.replace(first.prediction, values=np.concatenate([r.prediction.values for r in group]))
-        inputs = input_columns(self.input_spec, decoded) if self.inputs is not None else None
-        outputs = output_columns(self.output_spec, prediction) if self.outputs is not None else None
+        inputs, outputs = self.columns(decoded, prediction)
         start = 0
         for request in group:
             stop = start + len(request.decoded.batch)
@@ -304,13 +302,17 @@ class DataCollection:
 
     def _columns_alone(self, request: Handed) -> None:
         try:
-            if self.inputs is not None:
-                request.inputs = input_columns(self.input_spec, request.decoded)
-            if self.outputs is not None:
-                request.outputs = output_columns(self.output_spec, request.prediction)
+            request.inputs, request.outputs = self.columns(request.decoded, request.prediction)
         except Exception as err:
             request.failed = f"{type(err).__name__}: {err}"
         request.decoded = request.prediction = None
+
+    def columns(self, decoded: Decoded, prediction: Prediction) -> tuple[Columns | None, Columns | None]:
+        """A request's (or a group's) ``model_inputs`` and ``model_outputs`` columns; None for a collection that is
+        not enabled."""
+        inputs = input_columns(self.input_spec, decoded) if self.inputs is not None else None
+        outputs = output_columns(self.output_spec, prediction) if self.outputs is not None else None
+        return inputs, outputs
 
 
 @dataclass(slots=True)
@@ -779,13 +781,6 @@ class RequestWriter:
         return lines + (f"ce-model-version: {version}\r\n" if version is not None else "")
 
 
-def post_bytes(host: str, port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
-    """One HTTP/1.1 POST, head and body, as it goes on the wire."""
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "content-length")
-    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
-    return head.encode("latin-1") + body
-
-
 class AgentError(Exception):
     """An exchange with the agent failed; ``answers`` are those read before it did (their posts were received)."""
 
@@ -813,8 +808,9 @@ class AgentConnection:
         return self._socket is not None
 
     def exchange(self, requests: list[bytes]) -> list[tuple[int, bytes]]:
-        """Send ``requests`` (each a whole HTTP request, ``post_bytes``) in one write, and read their answers in
-        order. Stops early when an answer closes the connection: the agent has not read the requests after it.
+        """Send ``requests`` (each a whole HTTP request, ``RequestWriter.request``) in one write, and read their
+        answers in order. Stops early when an answer closes the connection: the agent has not read the requests
+        after it.
 
         Returns:
             ``(status, body)`` of each request answered, in order: all of them, or those before the connection

@@ -202,9 +202,16 @@ class CannedAgent:
                 return
 
 
+def post_bytes(host: str, port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """One HTTP/1.1 POST, head and body, as it goes on the wire."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() != "content-length")
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
+    return head.encode("latin-1") + body
+
+
 def post(connection: collection.AgentConnection, headers: dict, body: bytes) -> tuple[int, bytes]:
     """One post over ``connection``: an exchange of one request."""
-    request = collection.post_bytes("127.0.0.1", connection.port, "/modeldata/log", headers, body)
+    request = post_bytes("127.0.0.1", connection.port, "/modeldata/log", headers, body)
     return connection.exchange([request])[0]
 
 
@@ -327,7 +334,7 @@ def test_agent_connection_takes_a_repeated_answer_whole_and_any_other_answer_as_
 def test_agent_connection_pipelines_posts_and_reads_every_answer_in_order() -> None:
     agent = CannedAgent()
     connection = collection.AgentConnection("127.0.0.1", agent.port, timeout=5)
-    posts = [collection.post_bytes("127.0.0.1", agent.port, "/modeldata/log", {}, f"[{n}]".encode()) for n in range(5)]
+    posts = [post_bytes("127.0.0.1", agent.port, "/modeldata/log", {}, f"[{n}]".encode()) for n in range(5)]
     try:
         assert connection.exchange(posts) == [(200, b"ok")] * 5
         assert connection.exchange(posts[:2]) == [(200, b"ok")] * 2  # the same kept-alive connection
